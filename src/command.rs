@@ -1,0 +1,225 @@
+//! Command glue, one generic path for every algorithm: parse, open the key, check its type,
+//! decide, write back with an absolute expiry, replicate a deterministic form, reply.
+//! Handlers are registered raw (see lib.rs) so the hot path allocates nothing per argument.
+
+use std::ffi::{c_int, c_void, CString};
+use std::os::raw::c_longlong;
+use std::slice;
+
+use redis_module::raw::{self, RedisModuleCtx, RedisModuleKey, RedisModuleString};
+
+use crate::algo::Decision;
+use crate::datatype::{self, LIMITER_TYPE};
+use crate::limiter::{Algorithm, Limiter};
+use crate::request::{self, Request};
+
+const OK: c_int = raw::REDISMODULE_OK as c_int;
+
+pub unsafe extern "C" fn token_bucket(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    run(ctx, argv, argc, Algorithm::TokenBucket)
+}
+
+pub unsafe extern "C" fn fixed_window(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    run(ctx, argv, argc, Algorithm::FixedWindow)
+}
+
+pub unsafe extern "C" fn sliding_log(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    run(ctx, argv, argc, Algorithm::SlidingLog)
+}
+
+/// `RL.LOADSTATE key state`: replaces the key's value with a serialized limiter. Emitted by the
+/// AOF rewrite; the state is validated like an RDB value, so a bad payload is an error, never a crash.
+pub unsafe extern "C" fn load_state(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    let args = arguments(argv, argc);
+    if args.len() != 3 {
+        return reply_error(ctx, &format!("ERR wrong number of arguments for '{}' command", datatype::LOAD_COMMAND));
+    }
+    let Some(limiter) = datatype::decode(string_bytes(args[2])) else {
+        return reply_error(ctx, "ERR state is not a valid rl limiter encoding");
+    };
+    let key = Key::open(ctx, args[1]);
+    if !key.is_empty() && key.limiter().is_none() {
+        return reply_error(ctx, "WRONGTYPE Operation against a key holding the wrong kind of value");
+    }
+    key.set_limiter(limiter);
+    raw::RedisModule_ReplicateVerbatim.map(|f| f(ctx));
+    raw::RedisModule_ReplyWithSimpleString.map_or(OK, |f| f(ctx, c"OK".as_ptr()))
+}
+
+unsafe fn run(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int, algorithm: Algorithm) -> c_int {
+    let args = arguments(argv, argc);
+    let bytes: Vec<&[u8]> = args.iter().skip(1).map(|&arg| string_bytes(arg)).collect();
+    let request = match request::parse(algorithm, &bytes) {
+        Ok(request) => request,
+        Err(message) => return reply_error(ctx, &message),
+    };
+    match execute(ctx, args[1], &request) {
+        Ok(decision) => reply_decision(ctx, &decision),
+        Err(message) => reply_error(ctx, &message),
+    }
+}
+
+unsafe fn execute(ctx: *mut RedisModuleCtx, key_name: *mut RedisModuleString, request: &Request) -> Result<Decision, String> {
+    let key = Key::open(ctx, key_name);
+    let now = request.at_ms.unwrap_or_else(clock_ms);
+    let cost = request.cost;
+    let commit = !request.dryrun && cost > 0;
+    let algorithm = request.spec.algorithm();
+    let decision = if key.is_empty() {
+        let mut limiter = Limiter::new(&request.spec, now);
+        let decision = limiter.decide(&request.spec, now, cost, commit).ok_or("ERR internal algorithm mismatch")?;
+        if decision.allowed && commit {
+            key.set_limiter(limiter);
+        }
+        decision
+    } else {
+        let limiter = key.limiter().ok_or("WRONGTYPE Operation against a key holding the wrong kind of value")?;
+        limiter.decide(&request.spec, now, cost, commit).ok_or_else(|| {
+            format!(
+                "WRONGTYPE key holds {} limiter; {} needs {} limiter",
+                limiter.algorithm().description(),
+                algorithm.command(),
+                algorithm.description()
+            )
+        })?
+    };
+    if decision.allowed && commit {
+        key.set_abs_expire(decision.at_ms + decision.reset_after_ms);
+        replicate(ctx, key_name, request, &decision);
+    }
+    Ok(decision)
+}
+
+/// Replicas and the AOF get the same call with the effective time pinned by AT, so they reach
+/// exactly the master's state whatever their clock and however late they apply it.
+unsafe fn replicate(ctx: *mut RedisModuleCtx, key: *mut RedisModuleString, request: &Request, decision: &Decision) {
+    let Some(replicate) = raw::RedisModule_Replicate else { return };
+    let Ok(command) = CString::new(request.spec.algorithm().command()) else { return };
+    let cost = request.cost as c_longlong;
+    let at = decision.at_ms as c_longlong;
+    match request.spec.positional()[..] {
+        [a, b, c] => replicate(
+            ctx,
+            command.as_ptr(),
+            c"slllclcl".as_ptr(),
+            key,
+            a as c_longlong,
+            b as c_longlong,
+            c as c_longlong,
+            c"COST".as_ptr(),
+            cost,
+            c"AT".as_ptr(),
+            at,
+        ),
+        [a, b] => replicate(
+            ctx,
+            command.as_ptr(),
+            c"sllclcl".as_ptr(),
+            key,
+            a as c_longlong,
+            b as c_longlong,
+            c"COST".as_ptr(),
+            cost,
+            c"AT".as_ptr(),
+            at,
+        ),
+        _ => 0,
+    };
+}
+
+/// Server time in ms: the per-command cached clock where the server has it (7.2+), else the live one.
+fn clock_ms() -> i64 {
+    unsafe {
+        if let Some(cached) = raw::RedisModule_CachedMicroseconds {
+            return cached() / 1000;
+        }
+        raw::RedisModule_Milliseconds.map_or(0, |ms| ms())
+    }
+}
+
+unsafe fn arguments<'a>(argv: *mut *mut RedisModuleString, argc: c_int) -> &'a [*mut RedisModuleString] {
+    if argv.is_null() || argc <= 0 {
+        return &[];
+    }
+    slice::from_raw_parts(argv, argc as usize)
+}
+
+unsafe fn string_bytes<'a>(s: *mut RedisModuleString) -> &'a [u8] {
+    let mut len = 0;
+    let ptr = raw::string_ptr_len(s, &mut len);
+    if ptr.is_null() {
+        return &[];
+    }
+    slice::from_raw_parts(ptr.cast::<u8>(), len)
+}
+
+unsafe fn reply_decision(ctx: *mut RedisModuleCtx, decision: &Decision) -> c_int {
+    raw::reply_with_array(ctx, 5);
+    for value in decision.reply() {
+        raw::reply_with_long_long(ctx, value);
+    }
+    OK
+}
+
+unsafe fn reply_error(ctx: *mut RedisModuleCtx, message: &str) -> c_int {
+    // Messages are ASCII built by this module; anything else is replaced rather than risk a NUL.
+    let clean: Vec<u8> = message.bytes().map(|b| if b.is_ascii_graphic() || b == b' ' { b } else { b'?' }).collect();
+    if let (Ok(text), Some(reply)) = (CString::new(clean), raw::RedisModule_ReplyWithError) {
+        reply(ctx, text.as_ptr());
+    }
+    OK
+}
+
+/// An open key, closed on drop.
+struct Key {
+    inner: *mut RedisModuleKey,
+}
+
+impl Key {
+    unsafe fn open(ctx: *mut RedisModuleCtx, name: *mut RedisModuleString) -> Key {
+        let mode = (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int;
+        let inner = raw::RedisModule_OpenKey.map_or(std::ptr::null_mut(), |open| open(ctx, name, mode).cast());
+        Key { inner }
+    }
+
+    unsafe fn is_empty(&self) -> bool {
+        self.inner.is_null()
+            || raw::RedisModule_KeyType.map_or(true, |f| f(self.inner) == raw::REDISMODULE_KEYTYPE_EMPTY as c_int)
+    }
+
+    /// The limiter stored here, or None when the key holds anything else.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn limiter(&self) -> Option<&mut Limiter> {
+        let (Some(get_type), Some(get_value)) = (raw::RedisModule_ModuleTypeGetType, raw::RedisModule_ModuleTypeGetValue)
+        else {
+            return None;
+        };
+        if self.inner.is_null() || get_type(self.inner) != *LIMITER_TYPE.raw_type.borrow() {
+            return None;
+        }
+        get_value(self.inner).cast::<Limiter>().as_mut()
+    }
+
+    unsafe fn set_limiter(&self, limiter: Limiter) {
+        if let Some(set_value) = raw::RedisModule_ModuleTypeSetValue {
+            let value = Box::into_raw(Box::new(limiter));
+            if set_value(self.inner, *LIMITER_TYPE.raw_type.borrow(), value.cast::<c_void>()) != OK {
+                drop(Box::from_raw(value));
+            }
+        }
+    }
+
+    unsafe fn set_abs_expire(&self, at_ms: i64) {
+        if let Some(set) = raw::RedisModule_SetAbsExpire {
+            set(self.inner, at_ms);
+        }
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        if !self.inner.is_null() {
+            unsafe { raw::RedisModule_CloseKey.map(|close| close(self.inner)) };
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The `rlLimiter` Redis data type: registration and every callback Redis calls on a value
+//! (RDB load/save, AOF rewrite, MEMORY USAGE, DEBUG DIGEST, COPY, free), plus the one
+//! serialization they share. Untrusted bytes (RDB, RESTORE, AOF) are fully validated on decode.
+
+use std::ffi::{c_int, c_void};
+use std::os::raw::c_char;
+
+use redis_module::{native_types::RedisType, raw};
+
+use crate::algo::fixed_window::{self, FixedWindow};
+use crate::algo::sliding_log::{self, SlidingLog};
+use crate::algo::token_bucket::{self, TokenBucket};
+use crate::limiter::Limiter;
+use crate::varint;
+
+/// RDB encoding version. Version 1: one string buffer holding `encode(limiter)`.
+/// A later version must keep `rdb_load` reading every earlier one.
+pub const ENCODING_VERSION: i32 = 1;
+
+/// Command the AOF rewrite emits to recreate a value; registered in lib.rs.
+pub const LOAD_COMMAND: &str = "RL.LOADSTATE";
+
+pub static LIMITER_TYPE: RedisType = RedisType::new(
+    "rlLimiter",
+    ENCODING_VERSION,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(rdb_load),
+        rdb_save: Some(rdb_save),
+        aof_rewrite: Some(aof_rewrite),
+        mem_usage: Some(mem_usage),
+        digest: Some(digest),
+        free: Some(free),
+        aux_load: None,
+        aux_save: None,
+        aux_save_triggers: 0,
+        free_effort: None,
+        unlink: None,
+        copy: Some(copy),
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    },
+);
+
+const TAG_TOKEN_BUCKET: u64 = 1;
+const TAG_FIXED_WINDOW: u64 = 2;
+const TAG_SLIDING_LOG: u64 = 3;
+
+/// Canonical bytes of a limiter: varints `tag, parameters..., state...`; for a sliding log the
+/// state is its entries as `(ms since the previous entry, cost)` pairs, the first relative to 0.
+/// Two limiters in the same logical state encode identically (used by DEBUG DIGEST).
+pub fn encode(limiter: &Limiter) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48);
+    let mut put = |value: u64| varint::write(&mut out, value);
+    match limiter {
+        Limiter::TokenBucket(b) => {
+            let p = b.params;
+            for v in [TAG_TOKEN_BUCKET, p.capacity, p.refill_tokens, p.refill_ms, b.tokens, b.fraction, b.last_ms as u64] {
+                put(v);
+            }
+        }
+        Limiter::FixedWindow(w) => {
+            let p = w.params;
+            for v in [TAG_FIXED_WINDOW, p.limit, p.window_ms, w.window_start_ms as u64, w.count, w.last_ms as u64] {
+                put(v);
+            }
+        }
+        Limiter::SlidingLog(log) => {
+            for v in [TAG_SLIDING_LOG, log.params.limit, log.params.window_ms] {
+                put(v);
+            }
+            let mut previous = 0i64;
+            for (time, cost) in log.entries() {
+                put((time - previous) as u64);
+                put(cost);
+                previous = time;
+            }
+        }
+    }
+    out
+}
+
+/// Inverse of `encode`; None for anything `encode` could not have produced.
+pub fn decode(bytes: &[u8]) -> Option<Limiter> {
+    let mut pos = 0;
+    let mut next = || varint::read(bytes, &mut pos);
+    let time = |v: u64| i64::try_from(v).ok();
+    let limiter = match next()? {
+        TAG_TOKEN_BUCKET => {
+            let params = token_bucket::Params { capacity: next()?, refill_tokens: next()?, refill_ms: next()? };
+            let bucket = TokenBucket { params, tokens: next()?, fraction: next()?, last_ms: time(next()?)? };
+            bucket.is_valid().then_some(Limiter::TokenBucket(bucket))?
+        }
+        TAG_FIXED_WINDOW => {
+            let params = fixed_window::Params { limit: next()?, window_ms: next()? };
+            let window =
+                FixedWindow { params, window_start_ms: time(next()?)?, count: next()?, last_ms: time(next()?)? };
+            window.is_valid().then_some(Limiter::FixedWindow(window))?
+        }
+        TAG_SLIDING_LOG => {
+            let params = sliding_log::Params { limit: next()?, window_ms: next()? };
+            params.validate().ok()?;
+            let mut entries = Vec::new();
+            let mut previous = 0i64;
+            while let Some(delta) = next() {
+                previous = previous.checked_add(time(delta)?)?;
+                entries.push((previous, next()?));
+            }
+            if entries.is_empty() {
+                return None;
+            }
+            Limiter::SlidingLog(Box::new(SlidingLog::from_entries(params, entries)?))
+        }
+        _ => return None,
+    };
+    // Trailing bytes mean a corrupt or foreign payload.
+    (pos == bytes.len()).then_some(limiter)
+}
+
+unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    if encver != 1 {
+        return std::ptr::null_mut();
+    }
+    let Ok(buffer) = raw::load_string_buffer(rdb) else {
+        return std::ptr::null_mut();
+    };
+    match decode(buffer.as_ref()) {
+        Some(limiter) => Box::into_raw(Box::new(limiter)).cast(),
+        None => {
+            redis_module::logging::log_warning("rl: refusing to load a corrupt limiter value");
+            std::ptr::null_mut()
+        }
+    }
+}
+
+unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    let limiter = &*value.cast::<Limiter>();
+    raw::save_slice(rdb, &encode(limiter));
+}
+
+unsafe extern "C" fn aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
+    let limiter = &*value.cast::<Limiter>();
+    let state = encode(limiter);
+    if let Some(emit) = raw::RedisModule_EmitAOF {
+        // Redis appends the key's PEXPIREAT itself after this.
+        emit(aof, c"RL.LOADSTATE".as_ptr(), c"sb".as_ptr(), key, state.as_ptr().cast::<c_char>(), state.len());
+    }
+}
+
+unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
+    (*value.cast::<Limiter>()).mem_usage()
+}
+
+unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    let state = encode(&*value.cast::<Limiter>());
+    if let (Some(add), Some(end)) = (raw::RedisModule_DigestAddStringBuffer, raw::RedisModule_DigestEndSequence) {
+        add(md, state.as_ptr().cast::<c_char>(), state.len());
+        end(md);
+    }
+}
+
+unsafe extern "C" fn free(value: *mut c_void) {
+    drop(Box::from_raw(value.cast::<Limiter>()));
+}
+
+unsafe extern "C" fn copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    let limiter = &*value.cast::<Limiter>();
+    Box::into_raw(Box::new(limiter.clone())).cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limiter::Spec;
+
+    #[test]
+    fn every_algorithm_round_trips_and_garbage_is_refused() {
+        let specs = [
+            Spec::TokenBucket(token_bucket::Params { capacity: 10, refill_tokens: 3, refill_ms: 7 }),
+            Spec::FixedWindow(fixed_window::Params { limit: 5, window_ms: 1000 }),
+            Spec::SlidingLog(sliding_log::Params { limit: 50, window_ms: 1000 }),
+        ];
+        for spec in specs {
+            let mut limiter = Limiter::new(&spec, 1_700_000_000_000);
+            for t in 0..20 {
+                limiter.decide(&spec, 1_700_000_000_000 + t * 13, 2, true);
+            }
+            let bytes = encode(&limiter);
+            assert_eq!(decode(&bytes).as_ref(), Some(&limiter));
+            for cut in 0..bytes.len() {
+                assert!(decode(&bytes[..cut]).is_none_or(|l| encode(&l) == bytes[..cut]), "{spec:?} cut {cut}");
+            }
+            let mut trailing = bytes.clone();
+            trailing.push(0);
+            assert!(decode(&trailing).is_none());
+        }
+        assert!(decode(&[]).is_none());
+        assert!(decode(&[9, 1, 1]).is_none());
+        // A bucket holding more tokens than its capacity.
+        assert!(decode(&[1, 5, 1, 1, 6, 0, 0]).is_none());
+    }
+}

@@ -1,0 +1,48 @@
+//! LEB128 unsigned varints: the compact integer encoding of sliding-log entries and of the
+//! persisted limiter state.
+
+pub fn write(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Reads one varint at `*pos` and advances it; None if the bytes end early or the value exceeds u64.
+pub fn read(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        let bits = u64::from(byte & 0x7f);
+        if shift == 63 && bits > 1 {
+            return None;
+        }
+        value |= bits << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn round_trips_and_rejects_malformed_input() {
+        for value in [0, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+            let mut buf = Vec::new();
+            super::write(&mut buf, value);
+            let mut pos = 0;
+            assert_eq!(super::read(&buf, &mut pos), Some(value));
+            assert_eq!(pos, buf.len());
+            let mut pos = 0;
+            assert_eq!(super::read(&buf[..buf.len() - 1], &mut pos), None);
+        }
+        let mut pos = 0;
+        assert_eq!(super::read(&[0xff; 10], &mut pos), None);
+        let mut pos = 0;
+        assert_eq!(super::read(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], &mut pos), None);
+    }
+}
