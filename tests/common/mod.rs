@@ -1,0 +1,172 @@
+//! Test harness: real redis-server processes with the module loaded, on free loopback ports,
+//! each in its own temporary directory, killed on drop.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub use redis::{Connection, Value};
+
+pub fn module_path() -> PathBuf {
+    std::env::var_os("RL_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/librl.so"))
+}
+
+pub struct Server {
+    pub port: u16,
+    pub dir: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
+
+impl Server {
+    /// A fresh server with the module, DEBUG enabled, no persistence unless `extra` asks for it.
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = std::env::temp_dir().join(format!(
+            "rl-test-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut server =
+            Server { port: 0, dir, extra: extra.iter().map(|s| s.to_string()).collect(), child: None };
+        // A port found free can be taken before redis binds it: try another one then.
+        for _attempt in 0..20 {
+            if server.launch(free_port()) {
+                return server;
+            }
+        }
+        panic!("redis-server did not start; see {}", server.dir.join("redis.log").display());
+    }
+
+    /// Starts redis-server on `port` and waits until it answers PING (after loading its data).
+    fn launch(&mut self, port: u16) -> bool {
+        assert!(module_path().exists(), "module not built: {} (run make test)", module_path().display());
+        self.port = port;
+        let mut child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--dir", self.dir.to_str().expect("utf-8 dir")])
+            .args(["--save", "", "--appendonly", "no", "--enable-debug-command", "yes"])
+            .args(["--logfile", "redis.log"])
+            .arg("--loadmodule")
+            .arg(module_path())
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            if let Ok(mut con) = self.try_connect() {
+                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                    self.child = Some(child);
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    fn try_connect(&self) -> redis::RedisResult<Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?.get_connection()
+    }
+
+    pub fn conn(&self) -> Connection {
+        self.try_connect().expect("connect")
+    }
+
+    /// Stops the server with `SHUTDOWN <mode>` ("NOSAVE", "SAVE") and starts it again on the same
+    /// port and directory with the same options, so it reloads whatever it persisted.
+    pub fn restart(&mut self, mode: &str) {
+        let _ = redis::cmd("SHUTDOWN").arg(mode).query::<Value>(&mut self.conn());
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        assert!(self.launch(self.port), "redis-server did not restart; see {}", self.dir.join("redis.log").display());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Wall clock in ms; tests pin time with AT near it so keys do not expire under them.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64
+}
+
+/// Runs a command given as words, returning the raw reply (errors as Err).
+pub fn call(con: &mut Connection, args: &[&[u8]]) -> redis::RedisResult<Value> {
+    let mut cmd = redis::cmd(std::str::from_utf8(args[0]).expect("ascii command"));
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query(con)
+}
+
+/// Runs an RL command from a space-separated line and returns its 5 integers.
+pub fn rl(con: &mut Connection, line: &str) -> [i64; 5] {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let reply: Vec<i64> = redis::cmd(words[0]).arg(&words[1..]).query(con).unwrap_or_else(|e| panic!("{line}: {e}"));
+    reply.try_into().unwrap_or_else(|r| panic!("{line}: expected 5 integers, got {r:?}"))
+}
+
+/// Runs a line expected to fail and returns the error text (code included).
+pub fn rl_err(con: &mut Connection, line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match redis::cmd(words[0]).arg(&words[1..]).query::<Value>(con) {
+        Ok(v) => panic!("{line}: expected an error, got {v:?}"),
+        Err(e) => error_text(&e),
+    }
+}
+
+/// "CODE detail" as the server sent it.
+pub fn error_text(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => e.to_string(),
+    }
+}
+
+pub fn digest(con: &mut Connection) -> String {
+    redis::cmd("DEBUG").arg("DIGEST").query(con).expect("DEBUG DIGEST")
+}
+
+pub fn digest_value(con: &mut Connection, key: &[u8]) -> String {
+    let v: Vec<String> = redis::cmd("DEBUG").arg("DIGEST-VALUE").arg(key).query(con).expect("DIGEST-VALUE");
+    v.into_iter().next().unwrap_or_default()
+}
