@@ -2,6 +2,8 @@
 //! each in its own temporary directory, killed on drop.
 #![allow(dead_code)]
 
+pub mod traffic;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -169,4 +171,36 @@ pub fn digest(con: &mut Connection) -> String {
 pub fn digest_value(con: &mut Connection, key: &[u8]) -> String {
     let v: Vec<String> = redis::cmd("DEBUG").arg("DIGEST-VALUE").arg(key).query(con).expect("DIGEST-VALUE");
     v.into_iter().next().unwrap_or_default()
+}
+
+/// Every key with its absolute expiry (ms, -1 for none), sorted: what a restart must preserve.
+pub fn expiries(con: &mut Connection) -> Vec<(Vec<u8>, i64)> {
+    let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(con).expect("KEYS");
+    let mut out: Vec<(Vec<u8>, i64)> = keys
+        .into_iter()
+        .map(|k| {
+            let at: i64 = redis::cmd("PEXPIRETIME").arg(&k).query(con).expect("PEXPIRETIME");
+            (k, at)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A field of INFO (e.g. "master_repl_offset"), as text.
+pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
+    let info: String = redis::cmd("INFO").arg(section).query(con).expect("INFO");
+    info.lines()
+        .find_map(|line| line.strip_prefix(field).and_then(|rest| rest.strip_prefix(':')))
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+/// Seeded RNG for randomized tests; the seed is printed so a failure can be replayed with RL_SEED.
+pub fn seeded_rng(test: &str) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    let seed = std::env::var("RL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random::<u64>);
+    eprintln!("{test}: RL_SEED={seed}");
+    rand::rngs::StdRng::seed_from_u64(seed)
 }

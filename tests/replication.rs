@@ -1,0 +1,130 @@
+//! Replicas end in exactly the master's state, whatever their clock or delay.
+mod common;
+use common::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A master and a replica of it, linked and in sync.
+fn pair() -> (Server, Server) {
+    let master = Server::start(&[]);
+    let port = master.port.to_string();
+    let replica = Server::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut rc = replica.conn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut rc, "replication", "master_link_status") != "up" {
+        assert!(Instant::now() < deadline, "replica never linked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (master, replica)
+}
+
+/// Waits until the replica has applied everything the master sent, then compares digests.
+fn assert_in_sync(master: &Server, replica: &Server) {
+    let mut mc = master.conn();
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(20_000).query(&mut mc).expect("WAIT");
+    assert_eq!(acked, 1, "replica did not acknowledge");
+    let master_digest = digest(&mut mc);
+    assert_ne!(master_digest, "0".repeat(40), "test wrote nothing");
+    assert_eq!(digest(&mut replica.conn()), master_digest, "replica diverged");
+    assert_eq!(expiries(&mut replica.conn()), expiries(&mut mc));
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill");
+    assert!(status.success());
+}
+
+#[test]
+fn random_traffic_leaves_replica_identical() {
+    let mut rng = seeded_rng("random_traffic_leaves_replica_identical");
+    let (master, replica) = pair();
+    let mut mc = master.conn();
+    for _ in 0..10 {
+        traffic::send(&mut mc, &mut rng, 300, 8);
+        std::thread::sleep(Duration::from_millis(30)); // let the clock move between batches
+    }
+    assert_in_sync(&master, &replica);
+}
+
+#[test]
+fn a_paused_replica_catches_up_to_the_same_state() {
+    let mut rng = seeded_rng("a_paused_replica_catches_up_to_the_same_state");
+    let (master, replica) = pair();
+    let mut mc = master.conn();
+    traffic::send(&mut mc, &mut rng, 500, 8);
+    signal(replica.pid(), "STOP");
+    // Traffic keeps flowing for a few seconds while the replica is frozen: when it resumes,
+    // its clock is seconds ahead of the times the master decided at.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        traffic::send(&mut mc, &mut rng, 50, 8);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(replica.pid(), "CONT");
+    traffic::send(&mut mc, &mut rng, 300, 8);
+    assert_in_sync(&master, &replica);
+}
+
+#[test]
+fn rejected_dryrun_and_cost_zero_calls_replicate_nothing() {
+    let (master, _replica) = pair();
+    let mut mc = master.conn();
+    let t = now_ms() + 60_000;
+    rl(&mut mc, &format!("RL.FIXED k 1 60000 AT {t}"));
+    let offset = info_field(&mut mc, "replication", "master_repl_offset");
+    for line in [
+        format!("RL.FIXED k 1 60000 AT {t}"),                // rejected
+        format!("RL.FIXED k 1 60000 COST 0 AT {t}"),         // peek
+        format!("RL.FIXED other 1 60000 DRYRUN AT {t}"),     // dry run
+        format!("RL.TOKENBUCKET tb 5 1 1000 COST 0 AT {t}"), // peek on an absent key
+    ] {
+        rl(&mut mc, &line);
+    }
+    assert_eq!(info_field(&mut mc, "replication", "master_repl_offset"), offset);
+}
+
+#[test]
+fn multi_exec_and_eval_replicate_deterministically() {
+    let mut rng = seeded_rng("multi_exec_and_eval_replicate_deterministically");
+    let (master, replica) = pair();
+    let mut mc = master.conn();
+    for _ in 0..40 {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for _ in 0..10 {
+            pipe.add_command(traffic::command(&mut rng, 4));
+        }
+        let _: redis::Value = pipe.query(&mut mc).expect("MULTI/EXEC");
+        let script = "local r = {} for i = 1, 5 do r[i] = redis.call('RL.SLIDING', KEYS[1], 7, 60000) \
+                      r[i+5] = redis.call('RL.TOKENBUCKET', KEYS[2], 3, 1, 100) end return #r";
+        let _: i64 = redis::cmd("EVAL").arg(script).arg(2).arg("lua:sl").arg("lua:tb").query(&mut mc).expect("EVAL");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_in_sync(&master, &replica);
+}
+
+#[test]
+fn idle_keys_expire_on_the_master_and_the_replica_drops_them() {
+    let (master, replica) = pair();
+    let mut mc = master.conn();
+    for i in 0..20 {
+        rl(&mut mc, &format!("RL.FIXED fw:{i} 5 50"));
+        rl(&mut mc, &format!("RL.SLIDING sl:{i} 5 50"));
+        rl(&mut mc, &format!("RL.TOKENBUCKET tb:{i} 5 5 50"));
+    }
+    let mut rc = replica.conn();
+    let _: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut mc).expect("WAIT");
+    let on_replica: i64 = redis::cmd("DBSIZE").query(&mut rc).expect("DBSIZE");
+    assert_eq!(on_replica, 60);
+    // Active expiry runs on the master only; the replica keeps keys until the master's DEL.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left: i64 = redis::cmd("DBSIZE").query(&mut rc).expect("DBSIZE");
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "replica still holds {left} keys");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut mc).expect("DBSIZE"), 0);
+}
