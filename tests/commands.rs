@@ -1076,6 +1076,14 @@ fn memory_usage_is_reported_and_a_sliding_log_is_compact() {
     let big = memory_usage(&mut con, "mem:1000");
     assert!(big > small, "1000 entries ({big} bytes) not above 10 entries ({small} bytes)");
     assert!(big < 10_000, "1000 entries take {big} bytes");
+    // Far below a sorted set holding the same 1000 timestamps.
+    let mut pipe = redis::pipe();
+    for i in 0..1000i64 {
+        pipe.cmd("ZADD").arg("mem:zset").arg(t + i).arg(format!("{}", t + i)).ignore();
+    }
+    pipe.query::<()>(&mut con).unwrap();
+    let zset = memory_usage(&mut con, "mem:zset");
+    assert!(big * 10 < zset, "sliding log {big} bytes vs sorted set {zset} bytes");
     // Once the entries slide out, the memory is given back.
     rl(&mut con, &format!("RL.SLIDING mem:1000 100000 600000 AT {}", t + 10_000_000));
     let after = memory_usage(&mut con, "mem:1000");
