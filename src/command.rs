@@ -5,26 +5,55 @@
 use std::ffi::{c_int, c_void, CString};
 use std::os::raw::c_longlong;
 use std::slice;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use redis_module::raw::{self, RedisModuleCtx, RedisModuleKey, RedisModuleString};
 
 use crate::algo::Decision;
 use crate::datatype::{self, LIMITER_TYPE};
 use crate::limiter::{Algorithm, Limiter};
-use crate::request::{self, Request};
+use crate::request::{self, ReplyFormat, Request};
 
 const OK: c_int = raw::REDISMODULE_OK as c_int;
 
 pub unsafe extern "C" fn token_bucket(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
-    run(ctx, argv, argc, Algorithm::TokenBucket)
+    run(ctx, argv, argc, |args| request::parse(Algorithm::TokenBucket, args))
 }
 
 pub unsafe extern "C" fn fixed_window(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
-    run(ctx, argv, argc, Algorithm::FixedWindow)
+    run(ctx, argv, argc, |args| request::parse(Algorithm::FixedWindow, args))
 }
 
 pub unsafe extern "C" fn sliding_log(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
-    run(ctx, argv, argc, Algorithm::SlidingLog)
+    run(ctx, argv, argc, |args| request::parse(Algorithm::SlidingLog, args))
+}
+
+pub unsafe extern "C" fn gcra(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    run(ctx, argv, argc, |args| request::parse(Algorithm::Gcra, args))
+}
+
+/// redis-cell's CL.THROTTLE on the same GCRA code; replicated as RL.GCRA with AT.
+pub unsafe extern "C" fn cl_throttle(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    run(ctx, argv, argc, request::parse_throttle)
+}
+
+/// The clock pinned by `RL.TESTCLOCK` (tests only), or -1 for the server clock.
+static PINNED_CLOCK_MS: AtomicI64 = AtomicI64::new(-1);
+
+/// `RL.TESTCLOCK <ms> | OFF`: pins the module's clock, for testing commands without AT
+/// (CL.THROTTLE). Registered only when the module is loaded with `test-clock yes`.
+pub unsafe extern "C" fn test_clock(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    let args = arguments(argv, argc);
+    let value = match args.get(1).map(|&a| string_bytes(a)) {
+        Some(v) if args.len() == 2 && v.eq_ignore_ascii_case(b"OFF") => -1,
+        Some(v) if args.len() == 2 => match std::str::from_utf8(v).ok().and_then(|v| v.parse::<i64>().ok()) {
+            Some(ms) if (0..=crate::algo::MAX_TIME_MS).contains(&ms) => ms,
+            _ => return reply_error(ctx, "ERR RL.TESTCLOCK takes a Unix time in ms or OFF"),
+        },
+        _ => return reply_error(ctx, "ERR wrong number of arguments for 'RL.TESTCLOCK' command"),
+    };
+    PINNED_CLOCK_MS.store(value, Ordering::Relaxed);
+    raw::RedisModule_ReplyWithSimpleString.map_or(OK, |f| f(ctx, c"OK".as_ptr()))
 }
 
 /// `RL.LOADSTATE key state`: replaces the key's value with a serialized limiter. Emitted by the
@@ -46,15 +75,21 @@ pub unsafe extern "C" fn load_state(ctx: *mut RedisModuleCtx, argv: *mut *mut Re
     raw::RedisModule_ReplyWithSimpleString.map_or(OK, |f| f(ctx, c"OK".as_ptr()))
 }
 
-unsafe fn run(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int, algorithm: Algorithm) -> c_int {
+unsafe fn run(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+    parse: impl Fn(&[&[u8]]) -> Result<Request, String>,
+) -> c_int {
     let args = arguments(argv, argc);
     let bytes: Vec<&[u8]> = args.iter().skip(1).map(|&arg| string_bytes(arg)).collect();
-    let request = match request::parse(algorithm, &bytes) {
-        Ok(request) => request,
-        Err(message) => return reply_error(ctx, &message),
+    let (request, key) = match (parse(&bytes), args.get(1)) {
+        (Ok(request), Some(&key)) => (request, key),
+        (Err(message), _) => return reply_error(ctx, &message),
+        (Ok(_), None) => return reply_error(ctx, "ERR wrong number of arguments"),
     };
-    match execute(ctx, args[1], &request) {
-        Ok(decision) => reply_decision(ctx, &decision),
+    match execute(ctx, key, &request) {
+        Ok(decision) => reply_decision(ctx, request.reply, &decision),
         Err(message) => reply_error(ctx, &message),
     }
 }
@@ -129,6 +164,10 @@ unsafe fn replicate(ctx: *mut RedisModuleCtx, key: *mut RedisModuleString, reque
 
 /// Server time in ms: the per-command cached clock where the server has it (7.2+), else the live one.
 fn clock_ms() -> i64 {
+    let pinned = PINNED_CLOCK_MS.load(Ordering::Relaxed);
+    if pinned >= 0 {
+        return pinned;
+    }
     unsafe {
         if let Some(cached) = raw::RedisModule_CachedMicroseconds {
             return cached() / 1000;
@@ -153,9 +192,18 @@ unsafe fn string_bytes<'a>(s: *mut RedisModuleString) -> &'a [u8] {
     slice::from_raw_parts(ptr.cast::<u8>(), len)
 }
 
-unsafe fn reply_decision(ctx: *mut RedisModuleCtx, decision: &Decision) -> c_int {
+unsafe fn reply_decision(ctx: *mut RedisModuleCtx, format: ReplyFormat, decision: &Decision) -> c_int {
+    let values = match format {
+        ReplyFormat::Contract => decision.reply(),
+        ReplyFormat::CellThrottle => {
+            // redis-cell: limited flag, and times in whole seconds rounded up.
+            let seconds = |ms: i64| if ms < 0 { -1 } else { (ms + 999) / 1000 };
+            let [allowed, limit, remaining, retry, reset] = decision.reply();
+            [1 - allowed, limit, remaining, seconds(retry), seconds(reset)]
+        }
+    };
     raw::reply_with_array(ctx, 5);
-    for value in decision.reply() {
+    for value in values {
         raw::reply_with_long_long(ctx, value);
     }
     OK

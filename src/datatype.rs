@@ -8,6 +8,7 @@ use std::os::raw::c_char;
 use redis_module::{native_types::RedisType, raw};
 
 use crate::algo::fixed_window::{self, FixedWindow};
+use crate::algo::gcra::{self, Gcra};
 use crate::algo::sliding_log::{self, SlidingLog};
 use crate::algo::token_bucket::{self, TokenBucket};
 use crate::limiter::Limiter;
@@ -49,6 +50,7 @@ pub static LIMITER_TYPE: RedisType = RedisType::new(
 const TAG_TOKEN_BUCKET: u64 = 1;
 const TAG_FIXED_WINDOW: u64 = 2;
 const TAG_SLIDING_LOG: u64 = 3;
+const TAG_GCRA: u64 = 4;
 
 /// Canonical bytes of a limiter: varints `tag, parameters..., state...`; for a sliding log the
 /// state is its entries as `(ms since the previous entry, cost)` pairs, the first relative to 0.
@@ -66,6 +68,12 @@ pub fn encode(limiter: &Limiter) -> Vec<u8> {
         Limiter::FixedWindow(w) => {
             let p = w.params;
             for v in [TAG_FIXED_WINDOW, p.limit, p.window_ms, w.window_start_ms as u64, w.count, w.last_ms as u64] {
+                put(v);
+            }
+        }
+        Limiter::Gcra(g) => {
+            let p = g.params;
+            for v in [TAG_GCRA, p.burst, p.rate, p.period_ms, g.tat_ms as u64, g.tat_fraction, g.last_ms as u64] {
                 put(v);
             }
         }
@@ -100,6 +108,11 @@ pub fn decode(bytes: &[u8]) -> Option<Limiter> {
             let window =
                 FixedWindow { params, window_start_ms: time(next()?)?, count: next()?, last_ms: time(next()?)? };
             window.is_valid().then_some(Limiter::FixedWindow(window))?
+        }
+        TAG_GCRA => {
+            let params = gcra::Params { burst: next()?, rate: next()?, period_ms: next()? };
+            let g = Gcra { params, tat_ms: time(next()?)?, tat_fraction: next()?, last_ms: time(next()?)? };
+            g.is_valid().then_some(Limiter::Gcra(g))?
         }
         TAG_SLIDING_LOG => {
             let params = sliding_log::Params { limit: next()?, window_ms: next()? };
@@ -187,6 +200,7 @@ mod tests {
             Spec::TokenBucket(token_bucket::Params { capacity: 10, refill_tokens: 3, refill_ms: 7 }),
             Spec::FixedWindow(fixed_window::Params { limit: 5, window_ms: 1000 }),
             Spec::SlidingLog(sliding_log::Params { limit: 50, window_ms: 1000 }),
+            Spec::Gcra(gcra::Params { burst: 9, rate: 3, period_ms: 1000 }),
         ];
         for spec in specs {
             let mut limiter = Limiter::new(&spec, 1_700_000_000_000);

@@ -18,23 +18,31 @@ use datatype::LIMITER_TYPE;
 
 type Handler = unsafe extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 
-/// name, handler, flags. All take one key at argv[1].
-const COMMANDS: [(&str, Handler, &str); 4] = [
-    ("RL.TOKENBUCKET", command::token_bucket, "write deny-oom fast"),
-    ("RL.FIXED", command::fixed_window, "write deny-oom fast"),
-    ("RL.SLIDING", command::sliding_log, "write deny-oom fast"),
-    (datatype::LOAD_COMMAND, command::load_state, "write deny-oom"),
+/// name, handler, flags, key position (0: no key).
+const COMMANDS: [(&str, Handler, &str, c_int); 6] = [
+    ("RL.TOKENBUCKET", command::token_bucket, "write deny-oom fast", 1),
+    ("RL.FIXED", command::fixed_window, "write deny-oom fast", 1),
+    ("RL.SLIDING", command::sliding_log, "write deny-oom fast", 1),
+    ("RL.GCRA", command::gcra, "write deny-oom fast", 1),
+    ("CL.THROTTLE", command::cl_throttle, "write deny-oom fast", 1),
+    (datatype::LOAD_COMMAND, command::load_state, "write deny-oom", 1),
 ];
 
-fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+/// Registered only when loaded with `test-clock yes`: pins the clock for tests.
+const TEST_CLOCK_COMMAND: (&str, Handler, &str, c_int) = ("RL.TESTCLOCK", command::test_clock, "admin", 0);
+
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
     install_panic_hook();
-    for (name, handler, flags) in COMMANDS {
+    let words: Vec<String> = args.iter().map(|a| a.to_string_lossy().to_ascii_lowercase()).collect();
+    let test_clock = words.windows(2).any(|w| w[0] == "test-clock" && w[1] == "yes");
+    let extra = test_clock.then_some(TEST_CLOCK_COMMAND);
+    for (name, handler, flags, key) in COMMANDS.into_iter().chain(extra) {
         let (Ok(name), Ok(flags)) = (CString::new(name), CString::new(flags)) else {
             return Status::Err;
         };
         let created = unsafe {
             raw::RedisModule_CreateCommand.map_or(raw::REDISMODULE_ERR as c_int, |create| {
-                create(ctx.ctx, name.as_ptr(), Some(handler), flags.as_ptr(), 1, 1, 1)
+                create(ctx.ctx, name.as_ptr(), Some(handler), flags.as_ptr(), key, key, key)
             })
         };
         if created != raw::REDISMODULE_OK as c_int {

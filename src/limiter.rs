@@ -1,8 +1,9 @@
 //! The value stored in a key: one limiter of one algorithm, and the request-side `Spec`
 //! (parameters sent with a call). The one place that dispatches on the algorithm.
 
-use crate::algo::{fixed_window, sliding_log, token_bucket, Decision};
+use crate::algo::{fixed_window, gcra, sliding_log, token_bucket, Decision};
 use fixed_window::FixedWindow;
+use gcra::Gcra;
 use sliding_log::SlidingLog;
 use token_bucket::TokenBucket;
 
@@ -11,6 +12,7 @@ pub enum Algorithm {
     TokenBucket,
     FixedWindow,
     SlidingLog,
+    Gcra,
 }
 
 impl Algorithm {
@@ -20,6 +22,7 @@ impl Algorithm {
             Algorithm::TokenBucket => "RL.TOKENBUCKET",
             Algorithm::FixedWindow => "RL.FIXED",
             Algorithm::SlidingLog => "RL.SLIDING",
+            Algorithm::Gcra => "RL.GCRA",
         }
     }
 
@@ -28,6 +31,7 @@ impl Algorithm {
             Algorithm::TokenBucket => "a token bucket",
             Algorithm::FixedWindow => "a fixed window",
             Algorithm::SlidingLog => "a sliding log",
+            Algorithm::Gcra => "a GCRA",
         }
     }
 }
@@ -38,14 +42,26 @@ pub enum Spec {
     TokenBucket(token_bucket::Params),
     FixedWindow(fixed_window::Params),
     SlidingLog(sliding_log::Params),
+    Gcra(gcra::Params),
 }
 
 impl Spec {
+    /// The bounds check of the algorithm's parameters; Err names the offending parameter.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        match self {
+            Spec::TokenBucket(p) => p.validate(),
+            Spec::FixedWindow(p) => p.validate(),
+            Spec::SlidingLog(p) => p.validate(),
+            Spec::Gcra(p) => p.validate(),
+        }
+    }
+
     pub fn algorithm(&self) -> Algorithm {
         match self {
             Spec::TokenBucket(_) => Algorithm::TokenBucket,
             Spec::FixedWindow(_) => Algorithm::FixedWindow,
             Spec::SlidingLog(_) => Algorithm::SlidingLog,
+            Spec::Gcra(_) => Algorithm::Gcra,
         }
     }
 
@@ -55,6 +71,7 @@ impl Spec {
             Spec::TokenBucket(p) => vec![p.capacity, p.refill_tokens, p.refill_ms],
             Spec::FixedWindow(p) => vec![p.limit, p.window_ms],
             Spec::SlidingLog(p) => vec![p.limit, p.window_ms],
+            Spec::Gcra(p) => vec![p.burst, p.rate, p.period_ms],
         }
     }
 }
@@ -65,6 +82,7 @@ pub enum Limiter {
     FixedWindow(FixedWindow),
     // Boxed: the log is larger than the other two and would widen every key.
     SlidingLog(Box<SlidingLog>),
+    Gcra(Gcra),
 }
 
 impl Limiter {
@@ -74,6 +92,7 @@ impl Limiter {
             Spec::TokenBucket(p) => Limiter::TokenBucket(TokenBucket::new(*p, now)),
             Spec::FixedWindow(p) => Limiter::FixedWindow(FixedWindow::new(*p, now)),
             Spec::SlidingLog(p) => Limiter::SlidingLog(Box::new(SlidingLog::new(*p, now))),
+            Spec::Gcra(p) => Limiter::Gcra(Gcra::new(*p, now)),
         }
     }
 
@@ -82,6 +101,7 @@ impl Limiter {
             Limiter::TokenBucket(_) => Algorithm::TokenBucket,
             Limiter::FixedWindow(_) => Algorithm::FixedWindow,
             Limiter::SlidingLog(_) => Algorithm::SlidingLog,
+            Limiter::Gcra(_) => Algorithm::Gcra,
         }
     }
 
@@ -92,6 +112,7 @@ impl Limiter {
             (Limiter::TokenBucket(b), Spec::TokenBucket(p)) => b.decide(p, now, cost, commit),
             (Limiter::FixedWindow(w), Spec::FixedWindow(p)) => w.decide(p, now, cost, commit),
             (Limiter::SlidingLog(l), Spec::SlidingLog(p)) => l.decide(p, now, cost, commit),
+            (Limiter::Gcra(g), Spec::Gcra(p)) => g.decide(p, now, cost, commit),
             _ => return None,
         })
     }

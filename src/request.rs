@@ -1,7 +1,7 @@
 //! Parses and validates a command's arguments into a typed `Request`: the one place that
 //! knows the syntax. Every error names the bad argument and is raised before anything is touched.
 
-use crate::algo::{fixed_window, sliding_log, token_bucket, MAX_TIME_MS, MAX_UNITS};
+use crate::algo::{fixed_window, gcra, sliding_log, token_bucket, MAX_PERIOD_MS, MAX_TIME_MS, MAX_UNITS};
 use crate::limiter::{Algorithm, Spec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,6 +11,15 @@ pub struct Request {
     pub dryrun: bool,
     /// Explicit time (`AT`), else the server clock is used.
     pub at_ms: Option<i64>,
+    pub reply: ReplyFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyFormat {
+    /// The contract's `[allowed, limit, remaining, retry_after_ms, reset_after_ms]`.
+    Contract,
+    /// redis-cell's `[limited, limit, remaining, retry_after_s, reset_after_s]`.
+    CellThrottle,
 }
 
 /// Parses `args` = everything after the command name, the key first.
@@ -18,13 +27,14 @@ pub fn parse(algorithm: Algorithm, args: &[&[u8]]) -> Result<Request, String> {
     let names: &[&str] = match algorithm {
         Algorithm::TokenBucket => &["capacity", "refill_tokens", "refill_ms"],
         Algorithm::FixedWindow | Algorithm::SlidingLog => &["limit", "window_ms"],
+        Algorithm::Gcra => &["burst", "rate", "period_ms"],
     };
     if args.len() < 1 + names.len() {
         return Err(format!("ERR wrong number of arguments for '{}' command", algorithm.command()));
     }
     let mut values = [0u64; 3];
     for (i, name) in names.iter().enumerate() {
-        values[i] = parse_u64(args[1 + i]).ok_or_else(|| format!("ERR {name} must be a positive integer"))?;
+        values[i] = parse_u64(args[1 + i]).ok_or_else(|| bound_error(name))?;
     }
     let spec = match algorithm {
         Algorithm::TokenBucket => Spec::TokenBucket(token_bucket::Params {
@@ -34,10 +44,11 @@ pub fn parse(algorithm: Algorithm, args: &[&[u8]]) -> Result<Request, String> {
         }),
         Algorithm::FixedWindow => Spec::FixedWindow(fixed_window::Params { limit: values[0], window_ms: values[1] }),
         Algorithm::SlidingLog => Spec::SlidingLog(sliding_log::Params { limit: values[0], window_ms: values[1] }),
+        Algorithm::Gcra => Spec::Gcra(gcra::Params { burst: values[0], rate: values[1], period_ms: values[2] }),
     };
-    validate(&spec)?;
+    spec.validate().map_err(bound_error)?;
 
-    let mut request = Request { spec, cost: 1, dryrun: false, at_ms: None };
+    let mut request = Request { spec, cost: 1, dryrun: false, at_ms: None, reply: ReplyFormat::Contract };
     const OPTIONS: [&str; 3] = ["COST", "AT", "DRYRUN"];
     let mut seen = [false; OPTIONS.len()];
     let mut options = args[1 + names.len()..].iter();
@@ -68,20 +79,39 @@ pub fn parse(algorithm: Algorithm, args: &[&[u8]]) -> Result<Request, String> {
     Ok(request)
 }
 
-fn validate(spec: &Spec) -> Result<(), String> {
-    let checked = match spec {
-        Spec::TokenBucket(p) => p.validate(),
-        Spec::FixedWindow(p) => p.validate(),
-        Spec::SlidingLog(p) => p.validate(),
-    };
-    checked.map_err(|name| match name {
-        "refill_ms" | "window_ms" => format!("ERR {name} must be an integer from 1 to {}", crate::algo::MAX_PERIOD_MS),
-        "capacity * refill_ms / refill_tokens" => format!(
-            "ERR capacity * refill_ms / refill_tokens (the time to refill from empty) must be at most {} ms",
-            crate::algo::MAX_PERIOD_MS
-        ),
-        _ => format!("ERR {name} must be an integer from 1 to {MAX_UNITS}"),
-    })
+/// `CL.THROTTLE key max_burst count_per_period period_seconds [quantity]`, redis-cell's syntax,
+/// decided by the GCRA with the period in ms.
+pub fn parse_throttle(args: &[&[u8]]) -> Result<Request, String> {
+    if args.len() != 4 && args.len() != 5 {
+        return Err("ERR wrong number of arguments for 'CL.THROTTLE' command".into());
+    }
+    let number = |i: usize, name: &str, max: u64| parse_u64(args[i]).filter(|v| *v <= max).ok_or_else(|| bound_error(name));
+    let burst = number(1, "max_burst", MAX_UNITS - 1)?;
+    let rate = number(2, "count_per_period", MAX_UNITS)?;
+    let period_seconds = number(3, "period_seconds", MAX_PERIOD_MS / 1000)?;
+    let cost = if args.len() == 5 { number(4, "quantity", MAX_UNITS)? } else { 1 };
+    let spec = Spec::Gcra(gcra::Params { burst, rate, period_ms: period_seconds * 1000 });
+    spec.validate().map_err(|name| match name {
+        "rate" => bound_error("count_per_period"),
+        "period_ms" => bound_error("period_seconds"),
+        _ => bound_error("(max_burst + 1) * period_seconds / count_per_period"),
+    })?;
+    Ok(Request { spec, cost, dryrun: false, at_ms: None, reply: ReplyFormat::CellThrottle })
+}
+
+/// The error for an argument out of its documented bounds (or not a number at all).
+fn bound_error(name: &str) -> String {
+    match name {
+        "capacity" | "limit" | "refill_tokens" | "rate" | "count_per_period" => {
+            format!("ERR {name} must be an integer from 1 to {MAX_UNITS}")
+        }
+        "burst" | "max_burst" => format!("ERR {name} must be an integer from 0 to {}", MAX_UNITS - 1),
+        "quantity" => format!("ERR {name} must be an integer from 0 to {MAX_UNITS}"),
+        "refill_ms" | "window_ms" | "period_ms" => format!("ERR {name} must be an integer from 1 to {MAX_PERIOD_MS}"),
+        "period_seconds" => format!("ERR {name} must be an integer from 1 to {}", MAX_PERIOD_MS / 1000),
+        // A cross-parameter bound: the time a full limiter takes to drain.
+        expression => format!("ERR {expression} (the time to drain a full limiter) must be at most {MAX_PERIOD_MS} ms"),
+    }
 }
 
 /// Strict unsigned decimal: digits only (no sign, spaces or fraction), fits u64.
@@ -137,7 +167,7 @@ mod tests {
             ("k 10 0 1", "refill_tokens must be"),
             ("k 10 1 0", "refill_ms must be"),
             ("k 10 1 abc", "refill_ms must be"),
-            ("k 1000000000000000 1 1000000", "time to refill"),
+            ("k 1000000000000000 1 1000000", "time to drain"),
             ("k 10 1 1 COST", "COST needs a value"),
             ("k 10 1 1 COST -1", "COST must be"),
             ("k 10 1 1 COST 1000000000000001", "COST must be"),
@@ -156,6 +186,32 @@ mod tests {
         }
         let err = parse_str(Algorithm::FixedWindow, "k 10 0").unwrap_err();
         assert!(err.contains("window_ms must be"), "{err}");
+        assert!(parse_str(Algorithm::Gcra, "k 0 1 1").is_ok());
+        let err = parse_str(Algorithm::Gcra, "k 0 0 1").unwrap_err();
+        assert!(err.contains("rate must be"), "{err}");
+    }
+
+    #[test]
+    fn parses_cl_throttle_like_redis_cell() {
+        let throttle = |line: &str| {
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            parse_throttle(&args)
+        };
+        let r = throttle("k 15 30 60").unwrap();
+        assert_eq!(r.spec, Spec::Gcra(gcra::Params { burst: 15, rate: 30, period_ms: 60_000 }));
+        assert_eq!((r.cost, r.reply), (1, ReplyFormat::CellThrottle));
+        assert_eq!(throttle("k 15 30 60 0").unwrap().cost, 0);
+        for (line, expected) in [
+            ("k 15 30", "wrong number of arguments"),
+            ("k 15 30 60 1 1", "wrong number of arguments"),
+            ("k -1 30 60", "max_burst must be"),
+            ("k 15 0 60", "count_per_period must be"),
+            ("k 15 30 0", "period_seconds must be"),
+            ("k 15 30 60 x", "quantity must be"),
+        ] {
+            let err = throttle(line).unwrap_err();
+            assert!(err.starts_with("ERR ") && err.contains(expected), "{line}: {err}");
+        }
     }
 
     #[test]

@@ -643,7 +643,6 @@ fn reconfigured_sliding_log_keeps_entries_judged_by_the_new_limit_and_window() {
 /// SPEC: "COST 0 is a pure peek: always allowed". After the limit is lowered below the current
 /// usage, a peek must still be allowed (with 0 remaining).
 #[test]
-#[ignore = "BUG: RL.FIXED COST 0 is rejected when the stored count exceeds a lowered limit (SPEC: always allowed)"]
 fn fixed_window_cost_zero_is_allowed_when_usage_exceeds_a_lowered_limit() {
     let server = Server::start(&[]);
     let mut con = server.conn();
@@ -655,7 +654,6 @@ fn fixed_window_cost_zero_is_allowed_when_usage_exceeds_a_lowered_limit() {
 }
 
 #[test]
-#[ignore = "BUG: RL.SLIDING COST 0 is rejected when the live entries exceed a lowered limit (SPEC: always allowed)"]
 fn sliding_log_cost_zero_is_allowed_when_usage_exceeds_a_lowered_limit() {
     let server = Server::start(&[]);
     let mut con = server.conn();

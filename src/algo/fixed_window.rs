@@ -55,7 +55,8 @@ impl FixedWindow {
         // The count carries over only within the same window of the same length.
         let same_window = start == self.window_start_ms && params.window_ms == self.params.window_ms;
         let mut count = if same_window { self.count } else { 0 };
-        let allowed = count.checked_add(cost).is_some_and(|total| total <= params.limit);
+        // COST 0 is a peek: allowed even when a lowered limit is already exceeded.
+        let allowed = cost == 0 || count.checked_add(cost).is_some_and(|total| total <= params.limit);
         if allowed {
             count += cost;
             if commit && cost > 0 {
@@ -129,7 +130,7 @@ mod tests {
                     .filter(|e| e.0 >= start)
                     .map(|e| e.1)
                     .sum();
-                let allowed = count + cost <= params.limit;
+                let allowed = cost == 0 || count + cost <= params.limit;
                 let after = if allowed { count + cost } else { count };
                 let expect = [
                     i64::from(allowed),

@@ -2,6 +2,7 @@
 //! so the same code runs in Redis, in unit tests and in property tests against a reference model.
 
 pub mod fixed_window;
+pub mod gcra;
 pub mod sliding_log;
 pub mod token_bucket;
 

@@ -134,7 +134,8 @@ impl SlidingLog {
         let is_live = |time: i64| time + window > now;
         let expired: u64 = self.entries().take_while(|e| !is_live(e.0)).map(|e| e.1).sum();
         let mut used = self.used - expired;
-        let allowed = used.checked_add(cost).is_some_and(|total| total <= params.limit);
+        // COST 0 is a peek: allowed even when a lowered limit is already exceeded.
+        let allowed = cost == 0 || used.checked_add(cost).is_some_and(|total| total <= params.limit);
         let retry_after_ms = if allowed || cost > params.limit {
             -1
         } else {
@@ -327,7 +328,7 @@ mod tests {
                 let w = params.window_ms as i64;
                 let live: Vec<(i64, u64)> = model.iter().copied().filter(|e| e.0 + w > t).collect();
                 let used: u64 = live.iter().map(|e| e.1).sum();
-                let allowed = used + cost <= params.limit;
+                let allowed = cost == 0 || used + cost <= params.limit;
                 let retry = if allowed || cost > params.limit {
                     -1
                 } else {

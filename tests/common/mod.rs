@@ -21,6 +21,7 @@ pub fn module_path() -> PathBuf {
 pub struct Server {
     pub port: u16,
     pub dir: PathBuf,
+    module_args: Vec<String>,
     extra: Vec<String>,
     child: Option<Child>,
 }
@@ -30,6 +31,11 @@ static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 impl Server {
     /// A fresh server with the module, DEBUG enabled, no persistence unless `extra` asks for it.
     pub fn start(extra: &[&str]) -> Server {
+        Server::start_with_module_args(&[], extra)
+    }
+
+    /// Same, passing `module_args` to the module (`--loadmodule path args...`).
+    pub fn start_with_module_args(module_args: &[&str], extra: &[&str]) -> Server {
         let dir = std::env::temp_dir().join(format!(
             "rl-test-{}-{}",
             std::process::id(),
@@ -37,8 +43,8 @@ impl Server {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut server =
-            Server { port: 0, dir, extra: extra.iter().map(|s| s.to_string()).collect(), child: None };
+        let owned = |args: &[&str]| args.iter().map(|s| s.to_string()).collect();
+        let mut server = Server { port: 0, dir, module_args: owned(module_args), extra: owned(extra), child: None };
         // A port found free can be taken before redis binds it: try another one then.
         for _attempt in 0..20 {
             if server.launch(free_port()) {
@@ -59,6 +65,7 @@ impl Server {
             .args(["--logfile", "redis.log"])
             .arg("--loadmodule")
             .arg(module_path())
+            .args(&self.module_args)
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -8,15 +8,23 @@ use redis::Connection;
 /// Periods are long enough that no key expires during a test.
 pub fn send(con: &mut Connection, rng: &mut StdRng, calls: usize, keys_per_algorithm: u32) {
     for _ in 0..calls {
-        let mut cmd = command(rng, keys_per_algorithm);
-        let _: redis::Value = cmd.query(con).expect("RL command");
+        let _: redis::Value = command(rng, keys_per_algorithm).query(con).expect("RL command");
     }
 }
 
 pub fn command(rng: &mut StdRng, keys_per_algorithm: u32) -> redis::Cmd {
     let k = rng.gen_range(0..keys_per_algorithm);
     let mut cmd;
-    match rng.gen_range(0..3) {
+    if rng.gen_ratio(1, 10) {
+        // redis-cell's syntax on the GCRA keys: max_burst count period_s [quantity].
+        let mut cmd = redis::cmd("CL.THROTTLE");
+        cmd.arg(key(b"gc", k)).arg(rng.gen_range(3..5)).arg(1).arg(60);
+        if rng.gen_ratio(1, 2) {
+            cmd.arg(rng.gen_range(0..3));
+        }
+        return cmd;
+    }
+    match rng.gen_range(0..4) {
         0 => {
             cmd = redis::cmd("RL.TOKENBUCKET");
             cmd.arg(key(b"tb", k)).arg(rng.gen_range(5..8)).arg(rng.gen_range(1..3)).arg(rng.gen_range(60_000..60_003));
@@ -24,6 +32,10 @@ pub fn command(rng: &mut StdRng, keys_per_algorithm: u32) -> redis::Cmd {
         1 => {
             cmd = redis::cmd("RL.FIXED");
             cmd.arg(key(b"fw", k)).arg(rng.gen_range(5..8)).arg(if rng.gen_ratio(1, 20) { 120_000 } else { 60_000 });
+        }
+        2 => {
+            cmd = redis::cmd("RL.GCRA");
+            cmd.arg(key(b"gc", k)).arg(rng.gen_range(3..5)).arg(rng.gen_range(1..3)).arg(rng.gen_range(60_000..60_002));
         }
         _ => {
             cmd = redis::cmd("RL.SLIDING");
