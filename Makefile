@@ -1,12 +1,13 @@
 # rl: native rate limiting inside Redis.
 #   make run    install what is missing, build, start redis-server on 127.0.0.1:$(PORT) with the module
 #   make test   install what is missing, build, run unit and integration tests
-#   make bench  benchmark against SET, INCR and Lua limiters (see bench/)
+#   make bench  benchmark against SET, INCR and Lua limiters (see bench/; a few minutes)
+#   make bench-smoke  the same rows with tiny request counts (seconds; numbers not meaningful)
 
 PORT ?= 6379
 MODULE := $(CURDIR)/target/release/librl.so
 
-.PHONY: deps build run test bench clean
+.PHONY: deps build run test bench bench-smoke clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -20,6 +21,13 @@ run: build
 # Integration tests start their own redis-server processes on free loopback ports with $(MODULE).
 test: build
 	RL_MODULE=$(MODULE) cargo test --no-fail-fast
+
+# The benchmark starts its own redis-server (free loopback port, no persistence) with $(MODULE).
+bench: build
+	python3 bench/run.py --module $(MODULE)
+
+bench-smoke: build
+	python3 bench/run.py --smoke --module $(MODULE)
 
 clean:
 	cargo clean

@@ -1,0 +1,705 @@
+#!/usr/bin/env python3
+"""Benchmark the rl module against SET, INCR and the Lua scripts a user would write instead.
+
+Starts its own redis-server (free loopback port, no persistence) with the module loaded, runs
+redis-benchmark for every row in every mode, and prints:
+  1. a throughput table: ops/s, p50/p99 latency, ratio to SET of the same mode in the same run,
+     and the throughput target for RL.* rows;
+  2. a memory table from MEMORY USAGE: bytes per key, and bytes per entry of a 1,000-entry sliding log.
+
+  python3 bench/run.py            full run (a few minutes on 2 cores)
+  python3 bench/run.py --smoke    every row with tiny -n, a few seconds (CI)
+
+Modes: unpipelined (-P 1) and pipelined (-P 16), 50 clients, random keys (-r 100000) or one hot
+key; plus "pipelined full": random keys over a small key space whose sliding logs are all full.
+In the hot and full modes every sliding-log key (RL.SLIDING and the Lua ZSET log) is pre-filled
+with `limit` entries at distinct milliseconds in a 1 h window, so each benchmarked call sees a full
+window (and is rejected). Each row runs --repeat times (interleaved); the median run is reported.
+
+On a machine with 2+ CPUs the server is pinned to CPU 0 and redis-benchmark to CPU 1 (taskset),
+so they do not fight over one core. stdlib only.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# Throughput targets (ratio to SET in the same mode of the same run).
+TARGET_RL = 0.9
+TARGET_SLIDING_FULL_10000 = 0.8
+# Memory targets.
+TARGET_BYTES_PER_KEY = 64      # token bucket and fixed window, short key name
+TARGET_BYTES_PER_ENTRY = 5     # sliding log at 1,000 entries
+
+SLIDING_WINDOW_MS = 3_600_000  # long enough that pre-filled logs stay full for the whole run
+SLIDING_LIMITS = (10, 1000, 10000)
+# Module commands that are not limiters (internal), so not expected in the table.
+INTERNAL_COMMANDS = {"RL.LOADSTATE", "RL.TESTCLOCK"}
+
+
+# --------------------------------------------------------------------------- minimal RESP client
+
+class ReplyError(Exception):
+    pass
+
+
+class Redis:
+    def __init__(self, port, host="127.0.0.1", timeout=60):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile = self.sock.makefile("rb")
+
+    def close(self):
+        try:
+            self.rfile.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+    @staticmethod
+    def encode(args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if isinstance(a, bytes):
+                b = a
+            else:
+                b = str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        return b"".join(out)
+
+    def read(self):
+        line = self.rfile.readline()
+        if not line:
+            raise ConnectionError("server closed the connection")
+        t, rest = line[:1], line[1:-2]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            return ReplyError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.rfile.read(n + 2)
+            return data[:-2].decode(errors="replace")
+        if t == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self.read() for _ in range(n)]
+        raise ConnectionError("bad RESP line %r" % line)
+
+    def call(self, *args):
+        self.sock.sendall(self.encode(args))
+        r = self.read()
+        if isinstance(r, ReplyError):
+            raise r
+        return r
+
+    def pipeline(self, commands, batch=1000):
+        """Send commands in batches; return the replies (errors as ReplyError objects)."""
+        replies = []
+        for i in range(0, len(commands), batch):
+            chunk = commands[i:i + batch]
+            self.sock.sendall(b"".join(self.encode(c) for c in chunk))
+            replies.extend(self.read() for _ in chunk)
+        return replies
+
+
+# --------------------------------------------------------------------------- server
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, module, pin_cpu=None):
+        self.module = module
+        self.pin_cpu = pin_cpu
+        self.dir = tempfile.mkdtemp(prefix="rl-bench-")
+        self.proc = None
+        self.port = None
+
+    def start(self):
+        exe = shutil.which("redis-server")
+        if not exe:
+            sys.exit("redis-server not found (make deps installs it)")
+        for _ in range(5):
+            self.port = free_port()
+            cmd = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                   "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log"),
+                   "--loadmodule", self.module]
+            if self.pin_cpu is not None:
+                cmd = ["taskset", "-c", str(self.pin_cpu)] + cmd
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+            deadline = time.time() + 10
+            while time.time() < deadline and self.proc.poll() is None:
+                try:
+                    r = Redis(self.port, timeout=2)
+                    if r.call("PING") == "PONG":
+                        return r
+                    r.close()
+                except (OSError, ReplyError):
+                    time.sleep(0.05)
+            log = self.log_tail()
+            self.stop()
+            if "already in use" not in log:
+                break       # e.g. the module failed to load: retrying will not help
+            # the port was taken between free_port() and the bind: retry on another
+        sys.exit("redis-server did not start; log:\n" + self.log_tail())
+
+    def log_tail(self):
+        try:
+            with open(os.path.join(self.dir, "redis.log")) as f:
+                return "".join(f.readlines()[-30:])
+        except OSError:
+            return "(no log)"
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- rows and modes
+
+class Mode:
+    def __init__(self, name, pipeline, keyspace, full, rows):
+        self.name = name
+        self.pipeline = pipeline
+        self.keyspace = keyspace   # None: one hot key
+        self.full = full           # sliding-log keys pre-filled to `limit` entries
+        self.rows = rows           # which row kinds run in this mode: "all" or "sliding"
+        self.probe = False         # keys "probe:<prefix>" (reply check before benchmarking)
+
+
+class Row:
+    def __init__(self, name, kind, command, make_args, limit=None):
+        self.name = name
+        self.kind = kind            # "ref", "rl" or "lua"
+        self.command = command      # the Redis/module command the row needs (presence check)
+        self.make_args = make_args  # (key_template, mode, shas) -> argv
+        self.limit = limit          # sliding-log limit (pre-fill size), else None
+
+    def label(self, mode):
+        if self.limit is not None and mode.full:
+            return self.name + " full"
+        return self.name
+
+    def target(self, mode):
+        if self.kind != "rl":
+            return None
+        if self.command == "RL.SLIDING" and self.limit == 10000 and mode.full:
+            return TARGET_SLIDING_FULL_10000
+        return TARGET_RL
+
+
+def key(prefix, mode):
+    """Key for a row in a mode: random (__rand_int__, expanded by redis-benchmark -r) or hot."""
+    if mode.probe:
+        return "probe:" + prefix
+    if mode.keyspace is None:
+        return prefix + ":hot"
+    if mode.full:
+        return "full" + prefix + ":__rand_int__"
+    return prefix + ":__rand_int__"
+
+
+def sliding_rows():
+    rows = []
+    for lim in SLIDING_LIMITS:
+        rows.append(Row("RL.SLIDING %d" % lim, "rl", "RL.SLIDING",
+                        lambda m, s, lim=lim: ["RL.SLIDING", key("sl%d" % lim, m), lim, SLIDING_WINDOW_MS],
+                        limit=lim))
+    for lim in SLIDING_LIMITS:
+        rows.append(Row("Lua sliding log (ZSET) %d" % lim, "lua", "EVALSHA",
+                        lambda m, s, lim=lim: ["EVALSHA", s["sliding_log"], 1, key("lsl%d" % lim, m), lim,
+                                               SLIDING_WINDOW_MS,
+                                               "__rand_int__" if m.keyspace else "h"],
+                        limit=lim))
+    return rows
+
+
+ROWS = [
+    Row("PING", "ref", "PING", lambda m, s: ["PING"]),
+    Row("SET", "ref", "SET", lambda m, s: ["SET", key("set", m), "xxx"]),
+    # SET with a TTL: every RL.* key carries an expiry (kept in a second dict), plain SET does not.
+    Row("SET PX", "ref", "SET", lambda m, s: ["SET", key("setpx", m), "xxx", "PX", 60000]),
+    Row("INCR", "ref", "INCR", lambda m, s: ["INCR", key("incr", m)]),
+    Row("RL.TOKENBUCKET", "rl", "RL.TOKENBUCKET",
+        lambda m, s: ["RL.TOKENBUCKET", key("tb", m), 100, 10, 1000]),
+    Row("RL.FIXED", "rl", "RL.FIXED", lambda m, s: ["RL.FIXED", key("fw", m), 100, 60000]),
+    # GCRA with the same shape as the token bucket above: 100 at once, 10 per second.
+    Row("RL.GCRA", "rl", "RL.GCRA", lambda m, s: ["RL.GCRA", key("gcra", m), 99, 10, 1000]),
+    Row("CL.THROTTLE", "rl", "CL.THROTTLE", lambda m, s: ["CL.THROTTLE", key("cell", m), 99, 10, 1]),
+    Row("Lua token bucket (HASH)", "lua", "EVALSHA",
+        lambda m, s: ["EVALSHA", s["token_bucket"], 1, key("ltb", m), 100, 10, 1000]),
+    Row("Lua fixed window (INCR)", "lua", "EVALSHA",
+        lambda m, s: ["EVALSHA", s["fixed_window"], 1, key("lfw", m), 100, 60000]),
+] + sliding_rows()
+# Order in the table: references, RL.* rows, then Lua rows.
+ROWS.sort(key=lambda r: {"ref": 0, "rl": 1, "lua": 2}[r.kind])
+
+
+def make_modes(full_keys):
+    return [
+        Mode("unpipelined random", 1, 100000, False, "all"),
+        Mode("pipelined random", 16, 100000, False, "all"),
+        Mode("unpipelined hot", 1, None, True, "all"),
+        Mode("pipelined hot", 16, None, True, "all"),
+        Mode("pipelined full%d" % full_keys, 16, full_keys, True, "sliding"),
+    ]
+
+
+def rows_for(mode, rows):
+    if mode.rows == "sliding":
+        return [r for r in rows if r.name == "SET" or r.limit is not None]
+    return rows
+
+
+# --------------------------------------------------------------------------- setup helpers
+
+PREFILL_RL = """
+local n, window, t0 = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, n do redis.call('RL.SLIDING', KEYS[1], n, window, 'AT', t0 + i) end
+return n
+"""
+
+# Same member format as bench/sliding_log.lua: "<sec><usec, 6 digits>:<request id>".
+PREFILL_ZSET = """
+local n, window, t0 = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, n do
+  local ms = t0 + i
+  redis.call('ZADD', KEYS[1], ms, math.floor(ms / 1000) .. string.format('%06d', (ms % 1000) * 1000) .. ':p' .. i)
+end
+redis.call('PEXPIRE', KEYS[1], window)
+return n
+"""
+
+
+def server_ms(r):
+    sec, usec = r.call("TIME")
+    return int(sec) * 1000 + int(usec) // 1000
+
+
+def full_keys_for(mode, prefix):
+    if mode.keyspace is None:
+        return [prefix + ":hot"]
+    return ["full%s:%012d" % (prefix, i) for i in range(mode.keyspace)]
+
+
+def prefill(r, modes, have_sliding):
+    """Fill every sliding-log key used by the hot/full modes with `limit` entries at distinct ms."""
+    t0 = server_ms(r) - max(SLIDING_LIMITS) - 1000   # all entries in the recent past
+    for mode in modes:
+        if not mode.full:
+            continue
+        for lim in SLIDING_LIMITS:
+            if have_sliding:
+                for k in full_keys_for(mode, "sl%d" % lim):
+                    r.call("DEL", k)
+                    r.call("EVAL", PREFILL_RL, 1, k, lim, SLIDING_WINDOW_MS, t0)
+            for k in full_keys_for(mode, "lsl%d" % lim):
+                r.call("DEL", k)
+                r.call("EVAL", PREFILL_ZSET, 1, k, lim, SLIDING_WINDOW_MS, t0)
+
+
+def check_full(r, modes, have_sliding):
+    """Every pre-filled log must still be full (each benchmarked call was a rejection on a full window)."""
+    bad = []
+    for mode in modes:
+        if not mode.full:
+            continue
+        for lim in SLIDING_LIMITS:
+            keys = full_keys_for(mode, "sl%d" % lim)
+            if have_sliding:
+                reps = r.pipeline([["RL.SLIDING", k, lim, SLIDING_WINDOW_MS, "DRYRUN"] for k in keys])
+                bad += [k for k, x in zip(keys, reps) if not (isinstance(x, list) and x[0] == 0 and x[2] == 0)]
+            keys = full_keys_for(mode, "lsl%d" % lim)
+            reps = r.pipeline([["ZCARD", k] for k in keys])
+            bad += [k for k, x in zip(keys, reps) if x != lim]
+    return bad
+
+
+def probe(r, row, mode, shas):
+    """Run the row's command once on a throwaway key; redis-benchmark does not check replies."""
+    pm = Mode("probe", 1, None, False, "all")
+    pm.probe = True
+    reply = r.pipeline([row.make_args(pm, shas)])[0]
+    if isinstance(reply, ReplyError):
+        return "error reply: %s" % reply
+    if row.kind in ("rl", "lua"):
+        if not (isinstance(reply, list) and len(reply) == 5 and all(isinstance(x, int) for x in reply)):
+            return "unexpected reply: %r" % (reply,)
+    return None
+
+
+def error_replies(r):
+    info = r.call("INFO", "stats")
+    m = re.search(r"total_error_replies:(\d+)", info)
+    return int(m.group(1)) if m else 0
+
+
+# --------------------------------------------------------------------------- redis-benchmark
+
+def run_benchmark(port, argv, clients, requests, pipeline, keyspace, pin_cpu):
+    exe = shutil.which("redis-benchmark")
+    cmd = [exe, "-h", "127.0.0.1", "-p", str(port), "-c", str(clients), "-n", str(requests),
+           "-P", str(pipeline), "--csv"]
+    if keyspace:
+        cmd += ["-r", str(keyspace)]
+    cmd += [str(a) for a in argv]
+    if pin_cpu is not None:
+        cmd = ["taskset", "-c", str(pin_cpu)] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        raise RuntimeError("redis-benchmark failed (%d): %s" % (p.returncode, p.stderr.strip()[-500:]))
+    # "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+    lines = [l for l in p.stdout.splitlines() if l.startswith('"') and not l.startswith('"test"')]
+    if not lines:
+        raise RuntimeError("no CSV line from redis-benchmark: %r" % p.stdout[-500:])
+    f = [x.strip('"') for x in lines[-1].split('","')]
+    return {"rps": float(f[1]), "avg": float(f[2]), "p50": float(f[4]), "p95": float(f[5]),
+            "p99": float(f[6]), "max": float(f[7])}
+
+
+# --------------------------------------------------------------------------- memory table
+
+def memory_table(r, shas, have):
+    """MEMORY USAGE of keys with a short name, created by each command / script."""
+    rows = []   # (name, bytes, unit, target)
+
+    def usage(k):
+        return r.call("MEMORY", "USAGE", k, "SAMPLES", "0")
+
+    def one(name, argv, target=None, need=None):
+        if need and need not in have:
+            rows.append((name, None, "B/key", target, "%s not loaded" % need))
+            return
+        r.call("DEL", "k1")
+        r.call(*argv)
+        rows.append((name, usage("k1"), "B/key", target, ""))
+
+    one("SET k1 xxx (reference)", ["SET", "k1", "xxx"])
+    one("INCR k1 (reference)", ["INCR", "k1"])
+    one("RL.TOKENBUCKET", ["RL.TOKENBUCKET", "k1", 100, 10, 1000], TARGET_BYTES_PER_KEY, "RL.TOKENBUCKET")
+    one("RL.FIXED", ["RL.FIXED", "k1", 100, 60000], TARGET_BYTES_PER_KEY, "RL.FIXED")
+    one("RL.GCRA", ["RL.GCRA", "k1", 99, 10, 1000], None, "RL.GCRA")
+    one("CL.THROTTLE", ["CL.THROTTLE", "k1", 99, 10, 1], None, "CL.THROTTLE")
+    one("RL.SLIDING (1 entry)", ["RL.SLIDING", "k1", 100, 60000], None, "RL.SLIDING")
+    one("Lua token bucket (HASH)", ["EVALSHA", shas["token_bucket"], 1, "k1", 100, 10, 1000])
+    one("Lua fixed window (INCR)", ["EVALSHA", shas["fixed_window"], 1, "k1", 100, 60000])
+    one("Lua sliding log (ZSET, 1 entry)", ["EVALSHA", shas["sliding_log"], 1, "k1", 100, 60000, "1"])
+
+    n = 1000
+    logs = []   # (name, at 1 entry, at n entries, entries actually stored)
+    if "RL.SLIDING" in have:
+        r.call("DEL", "k1")
+        t = server_ms(r)
+        r.call("RL.SLIDING", "k1", 100000, SLIDING_WINDOW_MS, "AT", t)
+        m1 = usage("k1")
+        reps = r.pipeline([["RL.SLIDING", "k1", 100000, SLIDING_WINDOW_MS, "AT", t + i] for i in range(1, n)])
+        assert all(isinstance(x, list) and x[0] == 1 for x in reps), reps[:3]
+        logs.append(("RL.SLIDING log", m1, usage("k1"), n))
+    r.call("DEL", "k1")
+    r.call("EVALSHA", shas["sliding_log"], 1, "k1", 100000, SLIDING_WINDOW_MS, "0")
+    m1 = usage("k1")
+    r.pipeline([["EVALSHA", shas["sliding_log"], 1, "k1", 100000, SLIDING_WINDOW_MS, str(i)] for i in range(1, n)])
+    logs.append(("Lua sliding log (ZSET)", m1, usage("k1"), r.call("ZCARD", "k1")))
+    r.call("DEL", "k1")
+    return rows, logs
+
+
+# --------------------------------------------------------------------------- output
+
+def fmt_table(headers, rows, align):
+    widths = [max(len(str(h)), *(len(str(row[i])) for row in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+    def line(cells):
+        return "  ".join(str(c).rjust(w) if a == "r" else str(c).ljust(w)
+                         for c, w, a in zip(cells, widths, align)).rstrip()
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def machine_info(r, module):
+    info = {}
+    info["date"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    info["nproc"] = os.cpu_count()
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for l in f:
+                if l.startswith("model name"):
+                    cpu = l.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info["cpu"] = cpu or platform.processor()
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        info["memory"] = "%.1f GiB" % (kb / 1024 / 1024)
+    except (OSError, ValueError, IndexError):
+        info["memory"] = "?"
+    info["kernel"] = platform.release()
+    m = re.search(r"redis_version:(\S+)", r.call("INFO", "server"))
+    info["redis"] = m.group(1) if m else "?"
+    m = re.search(r"mem_allocator:(\S+)", r.call("INFO", "memory"))
+    info["allocator"] = m.group(1) if m else "?"
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "src", "Cargo.toml"],
+                               capture_output=True, text=True).stdout.strip()
+        info["commit"] = head + (" (src modified)" if dirty else "")
+    except OSError:
+        info["commit"] = "?"
+    info["module"] = module
+    return info
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--smoke", action="store_true", help="tiny -n, one repeat, few full keys: seconds")
+    ap.add_argument("--module", default=os.environ.get("RL_MODULE", os.path.join(ROOT, "target/release/librl.so")))
+    ap.add_argument("--repeat", type=int, default=None, help="runs per row, median reported (default 3, smoke 1)")
+    ap.add_argument("--requests", type=int, default=None,
+                    help="-n for native pipelined rows (others scale from it; default 300000, smoke 10000)")
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--full-keys", type=int, default=None, help="keys in the 'pipelined full' mode (default 100)")
+    ap.add_argument("--only", default=None, help="regex: only rows whose name matches (SET always runs)")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin server/benchmark to CPUs 0/1")
+    ap.add_argument("--json", default=None, help="also write all results to this file")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (errors always exit 1)")
+    args = ap.parse_args()
+
+    repeat = args.repeat or (1 if args.smoke else 3)
+    base_n = args.requests or (10000 if args.smoke else 300000)
+    full_keys = args.full_keys or (5 if args.smoke else 100)
+    if not os.path.exists(args.module):
+        sys.exit("module not found: %s (run `make build`)" % args.module)
+    for exe in ("redis-server", "redis-benchmark"):
+        if not shutil.which(exe):
+            sys.exit("%s not found (make deps installs it)" % exe)
+
+    pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    server = Server(os.path.abspath(args.module), pin_cpu=0 if pin else None)
+    bench_cpu = 1 if pin else None
+
+    def on_signal(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    errors = []
+    try:
+        r = server.start()
+        info = machine_info(r, server.module)
+        listed = r.call("COMMAND", "LIST", "FILTERBY", "MODULE", "rl") or []
+        have = {c.upper() for c in listed} | {"PING", "SET", "INCR", "EVALSHA"}
+        shas = {}
+        for name in ("token_bucket", "fixed_window", "sliding_log"):
+            with open(os.path.join(HERE, name + ".lua")) as f:
+                shas[name] = r.call("SCRIPT", "LOAD", f.read())
+
+        rows = [x for x in ROWS if x.command in have]
+        skipped = sorted({x.command for x in ROWS if x.command not in have})
+        if args.only:
+            rows = [x for x in rows if x.name == "SET" or re.search(args.only, x.name)]
+        unbenched = sorted(c.upper() for c in listed
+                           if c.upper() not in {x.command for x in ROWS} | INTERNAL_COMMANDS)
+
+        print("rl benchmark%s: %s" % (" (smoke)" if args.smoke else "", info["date"]))
+        print("machine: %s CPUs, %s, %s RAM, Linux %s" % (info["nproc"], info["cpu"], info["memory"], info["kernel"]))
+        print("server: Redis %s (%s), port %d, %s; module %s at %s" % (
+            info["redis"], info["allocator"], server.port,
+            "server on CPU 0, redis-benchmark on CPU 1" if pin else "not pinned", info["module"], info["commit"]))
+        print("redis-benchmark -c %d; -n %d pipelined native rows (Lua /3, unpipelined /3); %d run(s) per row, median"
+              % (args.clients, base_n, repeat))
+        if args.smoke:
+            print("SMOKE RUN: request counts are tiny, so ops/s, ratios and PASS/FAIL are NOT meaningful")
+        for c in skipped:
+            print("note: %s is not loaded; its rows are skipped" % c)
+        for c in unbenched:
+            print("note: %s is loaded but has no row yet: add it to ROWS in bench/run.py" % c)
+        print("load average at start: %s (other processes on these CPUs skew the numbers)" % loadavg())
+        sys.stdout.flush()
+
+        # Memory first, on an almost empty server.
+        mem_rows, mem_logs = memory_table(r, shas, have)
+
+        modes = make_modes(full_keys)
+        r.call("FLUSHALL")
+        t = time.time()
+        prefill(r, modes, "RL.SLIDING" in have)
+        print("pre-filled full sliding logs in %.1fs" % (time.time() - t))
+        sys.stdout.flush()
+
+        # Refuse to benchmark a command whose reply is an error or malformed.
+        for mode in modes:
+            for row in rows_for(mode, rows):
+                e = probe(r, row, mode, shas)
+                if e:
+                    errors.append("%s [%s]: %s" % (row.label(mode), mode.name, e))
+        if errors:
+            raise RuntimeError("\n".join(errors))
+
+        results = {}   # (mode name, row name) -> list of runs
+        t = time.time()
+        for rep in range(repeat):
+            for mode in modes:
+                for row in rows_for(mode, rows):
+                    n = base_n
+                    if row.kind == "lua":
+                        n //= 3
+                    if mode.pipeline == 1:
+                        n //= 3
+                    n = max(n, 10 * args.clients)
+                    before = error_replies(r)
+                    res = run_benchmark(server.port, row.make_args(mode, shas), args.clients, n, mode.pipeline,
+                                        mode.keyspace, bench_cpu)
+                    errs = error_replies(r) - before
+                    if errs:
+                        errors.append("%s [%s]: %d error replies during the run" % (row.label(mode), mode.name, errs))
+                    res["n"] = n
+                    results.setdefault((mode.name, row.name), []).append(res)
+            print("run %d/%d done (%.0fs)" % (rep + 1, repeat, time.time() - t))
+            sys.stdout.flush()
+        if not server.alive():
+            raise RuntimeError("redis-server died during the run:\n" + server.log_tail())
+        bad = check_full(r, modes, "RL.SLIDING" in have)
+        if bad:
+            errors.append("sliding logs not full after the run: %s" % ", ".join(bad[:5]))
+
+        # ------------------------------------------------------------------ throughput table
+        table, records, fails, passes = [], [], [], 0
+        for mode in modes:
+            runs = results.get((mode.name, "SET"))
+            set_rps = sorted(x["rps"] for x in runs)[len(runs) // 2] if runs else None
+            for row in rows_for(mode, rows):
+                runs = sorted(results[(mode.name, row.name)], key=lambda x: x["rps"])
+                med = runs[len(runs) // 2]   # the median run (upper median for an even count)
+                rps = med["rps"]
+                ratio = rps / set_rps if set_rps else None
+                target = row.target(mode)
+                verdict = ""
+                if target is not None and ratio is not None:
+                    ok = ratio >= target
+                    verdict = "PASS" if ok else "FAIL"
+                    if ok:
+                        passes += 1
+                    else:
+                        fails.append("%s [%s] %.3fx < %.1fx" % (row.label(mode), mode.name, ratio, target))
+                table.append([row.label(mode), mode.name, "%.0f" % rps, "%.3f" % med["p50"], "%.3f" % med["p99"],
+                              "%.2fx" % ratio if ratio is not None else "-",
+                              ">=%.1fx" % target if target is not None else "", verdict])
+                records.append({"row": row.label(mode), "mode": mode.name, "rps": rps, "p50_ms": med["p50"],
+                                "p99_ms": med["p99"], "ratio_to_set": ratio, "target": target,
+                                "pass": (verdict == "PASS") if verdict else None,
+                                "runs": runs})
+        print()
+        print("Throughput (ratio = ops/s / SET ops/s in the same mode, this run)")
+        print(fmt_table(["command", "mode", "ops/s", "p50 ms", "p99 ms", "x SET", "target", ""],
+                        table, "llrrrrll"))
+
+        # ------------------------------------------------------------------ memory table
+        mt = []
+        for name, b, unit, target, note in mem_rows:
+            verdict = ""
+            if target is not None and b is not None:
+                verdict = "PASS" if b <= target else "FAIL"
+                if verdict == "PASS":
+                    passes += 1
+                else:
+                    fails.append("%s %d B/key > %d" % (name, b, target))
+            mt.append([name, b if b is not None else "-", "per key", "<=%d" % target if target else "", verdict or note])
+        for name, m1, mn, entries in mem_logs:
+            per = mn / entries
+            marginal = (mn - m1) / (entries - 1)
+            target = TARGET_BYTES_PER_ENTRY if name.startswith("RL.") else None
+            verdict = ""
+            if target is not None:
+                verdict = "PASS" if per <= target else "FAIL"
+                if verdict == "PASS":
+                    passes += 1
+                else:
+                    fails.append("%s %.2f B/entry > %d" % (name, per, target))
+            mt.append(["%s, %d entries" % (name, entries), mn, "total", "", ""])
+            mt.append(["", "%.2f" % per, "per entry (total/%d)" % entries, "<=%d" % target if target else "", verdict])
+            mt.append(["", "%.2f" % marginal, "per added entry (%d - 1 entry)/%d" % (entries, entries - 1), "", ""])
+        print()
+        print("Memory (MEMORY USAGE <key> SAMPLES 0, key name \"k1\")")
+        print(fmt_table(["structure", "bytes", "", "target", ""], mt, "lrlll"))
+
+        print()
+        print("load average at end: %s" % loadavg())
+        print("targets: %d pass, %d fail%s" % (passes, len(fails),
+                                              " (smoke run: throughput verdicts not meaningful)" if args.smoke else ""))
+        for f in fails:
+            print("  FAIL " + f)
+        for e in errors:
+            print("ERROR " + e)
+
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"machine": info, "smoke": args.smoke, "repeat": repeat, "clients": args.clients,
+                           "throughput": records,
+                           "memory": [dict(zip(["name", "bytes", "unit", "target", "note"], x)) for x in mem_rows],
+                           "sliding_log_memory": [dict(zip(["name", "bytes_1", "bytes_n", "entries"], x))
+                                                  for x in mem_logs],
+                           "fails": fails, "errors": errors}, f, indent=1)
+        if errors:
+            return 1
+        if args.strict and fails:
+            return 1
+        return 0
+    except (RuntimeError, ReplyError, ConnectionError, subprocess.TimeoutExpired) as e:
+        print("ERROR: %s" % e, file=sys.stderr)
+        if server.proc is not None and not server.alive():
+            print(server.log_tail(), file=sys.stderr)
+        return 1
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
