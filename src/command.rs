@@ -11,30 +11,60 @@ use redis_module::raw::{self, RedisModuleCtx, RedisModuleKey, RedisModuleString}
 
 use crate::algo::Decision;
 use crate::datatype::{self, LIMITER_TYPE};
-use crate::limiter::{Algorithm, Limiter};
-use crate::request::{self, ReplyFormat, Request};
+use crate::limiter::{Field, Limiter};
+use crate::request::{Command, ReplyFormat, Request};
+use crate::stats::{self, Outcome};
 
 const OK: c_int = raw::REDISMODULE_OK as c_int;
+const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 pub unsafe extern "C" fn token_bucket(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
-    run(ctx, argv, argc, |args| request::parse(Algorithm::TokenBucket, args))
+    run(ctx, argv, argc, Command::TokenBucket)
 }
 
 pub unsafe extern "C" fn fixed_window(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
-    run(ctx, argv, argc, |args| request::parse(Algorithm::FixedWindow, args))
+    run(ctx, argv, argc, Command::Fixed)
 }
 
 pub unsafe extern "C" fn sliding_log(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
-    run(ctx, argv, argc, |args| request::parse(Algorithm::SlidingLog, args))
+    run(ctx, argv, argc, Command::Sliding)
 }
 
 pub unsafe extern "C" fn gcra(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
-    run(ctx, argv, argc, |args| request::parse(Algorithm::Gcra, args))
+    run(ctx, argv, argc, Command::Gcra)
 }
 
 /// redis-cell's CL.THROTTLE on the same GCRA code; replicated as RL.GCRA with AT.
 pub unsafe extern "C" fn cl_throttle(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
-    run(ctx, argv, argc, request::parse_throttle)
+    run(ctx, argv, argc, Command::ClThrottle)
+}
+
+/// `RL.INFO key`: the stored algorithm, parameters and state as a map (flat array in RESP2);
+/// nil for an absent key. Read-only: opened without touching the key's LRU/LFU.
+pub unsafe extern "C" fn info(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    let args = arguments(argv, argc);
+    if args.len() != 2 {
+        return reply_error(ctx, "ERR wrong number of arguments for 'RL.INFO' command");
+    }
+    let key = Key::open_read(ctx, args[1]);
+    if key.is_empty() {
+        raw::reply_with_null(ctx);
+        return OK;
+    }
+    let Some(limiter) = key.limiter() else {
+        return reply_error(ctx, WRONGTYPE);
+    };
+    let mut fields = limiter.describe(clock_ms());
+    fields.push(("ttl_ms", Field::Int(key.ttl_ms())));
+    raw::reply_with_map(ctx, fields.len() as i64);
+    for (name, value) in fields {
+        raw::reply_with_string_buffer(ctx, name.as_ptr().cast(), name.len());
+        match value {
+            Field::Int(v) => raw::reply_with_long_long(ctx, v),
+            Field::Text(t) => raw::reply_with_string_buffer(ctx, t.as_ptr().cast(), t.len()),
+        };
+    }
+    OK
 }
 
 /// The clock pinned by `RL.TESTCLOCK` (tests only), or -1 for the server clock.
@@ -68,29 +98,46 @@ pub unsafe extern "C" fn load_state(ctx: *mut RedisModuleCtx, argv: *mut *mut Re
     };
     let key = Key::open(ctx, args[1]);
     if !key.is_empty() && key.limiter().is_none() {
-        return reply_error(ctx, "WRONGTYPE Operation against a key holding the wrong kind of value");
+        return reply_error(ctx, WRONGTYPE);
     }
     key.set_limiter(limiter);
+    notify(ctx, c"rl.loadstate", args[1]);
     raw::RedisModule_ReplicateVerbatim.map(|f| f(ctx));
     raw::RedisModule_ReplyWithSimpleString.map_or(OK, |f| f(ctx, c"OK".as_ptr()))
 }
 
-unsafe fn run(
-    ctx: *mut RedisModuleCtx,
-    argv: *mut *mut RedisModuleString,
-    argc: c_int,
-    parse: impl Fn(&[&[u8]]) -> Result<Request, String>,
-) -> c_int {
+unsafe fn run(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int, command: Command) -> c_int {
     let args = arguments(argv, argc);
     let bytes: Vec<&[u8]> = args.iter().skip(1).map(|&arg| string_bytes(arg)).collect();
-    let (request, key) = match (parse(&bytes), args.get(1)) {
-        (Ok(request), Some(&key)) => (request, key),
-        (Err(message), _) => return reply_error(ctx, &message),
-        (Ok(_), None) => return reply_error(ctx, "ERR wrong number of arguments"),
+    let outcome = match (command.parse(&bytes), args.get(1)) {
+        (Ok(request), Some(&key)) => execute(ctx, key, &request).map(|decision| (request, decision)),
+        (Err(message), _) => Err(message),
+        (Ok(_), None) => Err("ERR wrong number of arguments".into()),
     };
-    match execute(ctx, key, &request) {
-        Ok(decision) => reply_decision(ctx, request.reply, &decision),
-        Err(message) => reply_error(ctx, &message),
+    match outcome {
+        Ok((request, decision)) => {
+            let kind = match (decision.allowed, request.dryrun || request.cost == 0) {
+                (true, false) => Outcome::Admitted,
+                (false, false) => Outcome::Rejected,
+                (_, true) => Outcome::Peek,
+            };
+            stats::record(command, kind);
+            if kind == Outcome::Admitted {
+                notify(ctx, command.event(), args[1]);
+            }
+            reply_decision(ctx, request.reply, &decision)
+        }
+        Err(message) => {
+            stats::record(command, Outcome::Error);
+            reply_error(ctx, &message)
+        }
+    }
+}
+
+/// A keyspace event of the module class for an admitted write (`notify-keyspace-events` with `d`).
+unsafe fn notify(ctx: *mut RedisModuleCtx, event: &std::ffi::CStr, key: *mut RedisModuleString) {
+    if let Some(notify) = raw::RedisModule_NotifyKeyspaceEvent {
+        notify(ctx, raw::REDISMODULE_NOTIFY_MODULE as c_int, event.as_ptr(), key);
     }
 }
 
@@ -99,17 +146,18 @@ unsafe fn execute(ctx: *mut RedisModuleCtx, key_name: *mut RedisModuleString, re
     let now = request.at_ms.unwrap_or_else(clock_ms);
     let cost = request.cost;
     let commit = !request.dryrun && cost > 0;
+    let max_entries = crate::config::max_sliding_entries();
     let algorithm = request.spec.algorithm();
     let decision = if key.is_empty() {
         let mut limiter = Limiter::new(&request.spec, now);
-        let decision = limiter.decide(&request.spec, now, cost, commit).ok_or("ERR internal algorithm mismatch")?;
+        let decision = limiter.decide(&request.spec, now, cost, commit, max_entries).ok_or("ERR internal algorithm mismatch")?;
         if decision.allowed && commit {
             key.set_limiter(limiter);
         }
         decision
     } else {
-        let limiter = key.limiter().ok_or("WRONGTYPE Operation against a key holding the wrong kind of value")?;
-        limiter.decide(&request.spec, now, cost, commit).ok_or_else(|| {
+        let limiter = key.limiter().ok_or(WRONGTYPE)?;
+        limiter.decide(&request.spec, now, cost, commit, max_entries).ok_or_else(|| {
             format!(
                 "WRONGTYPE key holds {} limiter; {} needs {} limiter",
                 limiter.algorithm().description(),
@@ -225,9 +273,22 @@ struct Key {
 
 impl Key {
     unsafe fn open(ctx: *mut RedisModuleCtx, name: *mut RedisModuleString) -> Key {
-        let mode = (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int;
-        let inner = raw::RedisModule_OpenKey.map_or(std::ptr::null_mut(), |open| open(ctx, name, mode).cast());
+        Key::open_mode(ctx, name, raw::REDISMODULE_READ | raw::REDISMODULE_WRITE)
+    }
+
+    /// Read-only, and without updating the key's LRU/LFU (for introspection).
+    unsafe fn open_read(ctx: *mut RedisModuleCtx, name: *mut RedisModuleString) -> Key {
+        Key::open_mode(ctx, name, raw::REDISMODULE_READ | raw::REDISMODULE_OPEN_KEY_NOTOUCH)
+    }
+
+    unsafe fn open_mode(ctx: *mut RedisModuleCtx, name: *mut RedisModuleString, mode: u32) -> Key {
+        let inner = raw::RedisModule_OpenKey.map_or(std::ptr::null_mut(), |open| open(ctx, name, mode as c_int).cast());
         Key { inner }
+    }
+
+    /// Remaining time to live in ms, -1 without expiry.
+    unsafe fn ttl_ms(&self) -> i64 {
+        raw::RedisModule_GetExpire.map_or(-1, |get| get(self.inner))
     }
 
     unsafe fn is_empty(&self) -> bool {

@@ -205,7 +205,7 @@ mod tests {
         for spec in specs {
             let mut limiter = Limiter::new(&spec, 1_700_000_000_000);
             for t in 0..20 {
-                limiter.decide(&spec, 1_700_000_000_000 + t * 13, 2, true);
+                limiter.decide(&spec, 1_700_000_000_000 + t * 13, 2, true, u64::MAX);
             }
             let bytes = encode(&limiter);
             assert_eq!(decode(&bytes).as_ref(), Some(&limiter));

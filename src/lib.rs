@@ -5,51 +5,30 @@
 
 pub mod algo;
 mod command;
+mod commands;
+mod config;
 mod datatype;
 mod limiter;
 mod request;
+mod stats;
 mod varint;
 
-use std::ffi::{c_int, CString};
+use std::ffi::CString;
+use std::sync::atomic::Ordering;
 
+use redis_module::configuration::ConfigurationFlags;
 use redis_module::{raw, redis_module, Context, RedisString, Status};
 
 use datatype::LIMITER_TYPE;
 
-type Handler = unsafe extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
-
-/// name, handler, flags, key position (0: no key).
-const COMMANDS: [(&str, Handler, &str, c_int); 6] = [
-    ("RL.TOKENBUCKET", command::token_bucket, "write deny-oom fast", 1),
-    ("RL.FIXED", command::fixed_window, "write deny-oom fast", 1),
-    ("RL.SLIDING", command::sliding_log, "write deny-oom fast", 1),
-    ("RL.GCRA", command::gcra, "write deny-oom fast", 1),
-    ("CL.THROTTLE", command::cl_throttle, "write deny-oom fast", 1),
-    (datatype::LOAD_COMMAND, command::load_state, "write deny-oom", 1),
-];
-
-/// Registered only when loaded with `test-clock yes`: pins the clock for tests.
-const TEST_CLOCK_COMMAND: (&str, Handler, &str, c_int) = ("RL.TESTCLOCK", command::test_clock, "admin", 0);
-
-fn init(ctx: &Context, args: &[RedisString]) -> Status {
+fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     install_panic_hook();
-    let words: Vec<String> = args.iter().map(|a| a.to_string_lossy().to_ascii_lowercase()).collect();
-    let test_clock = words.windows(2).any(|w| w[0] == "test-clock" && w[1] == "yes");
-    let extra = test_clock.then_some(TEST_CLOCK_COMMAND);
-    for (name, handler, flags, key) in COMMANDS.into_iter().chain(extra) {
-        let (Ok(name), Ok(flags)) = (CString::new(name), CString::new(flags)) else {
-            return Status::Err;
-        };
-        let created = unsafe {
-            raw::RedisModule_CreateCommand.map_or(raw::REDISMODULE_ERR as c_int, |create| {
-                create(ctx.ctx, name.as_ptr(), Some(handler), flags.as_ptr(), key, key, key)
-            })
-        };
-        if created != raw::REDISMODULE_OK as c_int {
-            ctx.log_warning(&format!("rl: could not register {}", name.to_string_lossy()));
-            return Status::Err;
-        }
+    if let Err(name) = commands::register(ctx.ctx, config::TEST_CLOCK.load(Ordering::Relaxed)) {
+        ctx.log_warning(&format!("rl: could not register {name}"));
+        return Status::Err;
     }
+    // Replaces the crate's default INFO handler with the module's counters.
+    unsafe { raw::RedisModule_RegisterInfoFunc.map(|register| register(ctx.ctx, Some(stats::info))) };
     Status::Ok
 }
 
@@ -87,4 +66,23 @@ redis_module! {
     data_types: [LIMITER_TYPE],
     init: init,
     commands: [],
+    configurations: [
+        i64: [
+            [
+                "max-sliding-entries",
+                &config::MAX_SLIDING_ENTRIES,
+                config::DEFAULT_MAX_SLIDING_ENTRIES,
+                1,
+                algo::MAX_UNITS as i64,
+                ConfigurationFlags::DEFAULT,
+                None
+            ],
+        ],
+        string: [],
+        bool: [
+            ["test-clock", &config::TEST_CLOCK, false, ConfigurationFlags::IMMUTABLE, None],
+        ],
+        enum: [],
+        module_args_as_configuration: true,
+    ]
 }

@@ -26,6 +26,16 @@ impl Algorithm {
         }
     }
 
+    /// Short name, as RL.INFO reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::TokenBucket => "tokenbucket",
+            Algorithm::FixedWindow => "fixed",
+            Algorithm::SlidingLog => "sliding",
+            Algorithm::Gcra => "gcra",
+        }
+    }
+
     pub fn description(self) -> &'static str {
         match self {
             Algorithm::TokenBucket => "a token bucket",
@@ -34,6 +44,13 @@ impl Algorithm {
             Algorithm::Gcra => "a GCRA",
         }
     }
+}
+
+/// A value in RL.INFO's reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    Int(i64),
+    Text(&'static str),
 }
 
 /// Validated parameters of one call.
@@ -106,15 +123,62 @@ impl Limiter {
     }
 
     /// Decides a request; `None` when the spec is for another algorithm than the one stored.
-    /// Writes only when `commit` and the request is admitted with cost > 0.
-    pub fn decide(&mut self, spec: &Spec, now: i64, cost: u64, commit: bool) -> Option<Decision> {
+    /// Writes only when `commit` and the request is admitted with cost > 0. A sliding log never
+    /// grows past `max_log_entries` (see `SlidingLog::decide`).
+    pub fn decide(&mut self, spec: &Spec, now: i64, cost: u64, commit: bool, max_log_entries: u64) -> Option<Decision> {
         Some(match (self, spec) {
             (Limiter::TokenBucket(b), Spec::TokenBucket(p)) => b.decide(p, now, cost, commit),
             (Limiter::FixedWindow(w), Spec::FixedWindow(p)) => w.decide(p, now, cost, commit),
-            (Limiter::SlidingLog(l), Spec::SlidingLog(p)) => l.decide(p, now, cost, commit),
+            (Limiter::SlidingLog(l), Spec::SlidingLog(p)) => l.decide(p, now, cost, commit, max_log_entries),
             (Limiter::Gcra(g), Spec::Gcra(p)) => g.decide(p, now, cost, commit),
             _ => return None,
         })
+    }
+
+    /// The parameters stored with this limiter (those of its last write).
+    pub fn spec(&self) -> Spec {
+        match self {
+            Limiter::TokenBucket(b) => Spec::TokenBucket(b.params),
+            Limiter::FixedWindow(w) => Spec::FixedWindow(w.params),
+            Limiter::SlidingLog(l) => Spec::SlidingLog(l.params),
+            Limiter::Gcra(g) => Spec::Gcra(g.params),
+        }
+    }
+
+    /// What RL.INFO shows: the algorithm, its stored parameters, and its state seen at `now`
+    /// (a COST 0 peek, so nothing changes).
+    pub fn describe(&self, now: i64) -> Vec<(&'static str, Field)> {
+        let spec = self.spec();
+        let peek = self.clone().decide(&spec, now, 0, false, u64::MAX);
+        let mut fields = vec![("algorithm", Field::Text(self.algorithm().name()))];
+        let names: &[&'static str] = match self {
+            Limiter::TokenBucket(_) => &["capacity", "refill_tokens", "refill_ms"],
+            Limiter::FixedWindow(_) | Limiter::SlidingLog(_) => &["limit", "window_ms"],
+            Limiter::Gcra(_) => &["burst", "rate", "period_ms"],
+        };
+        fields.extend(names.iter().zip(spec.positional()).map(|(name, v)| (*name, Field::Int(v as i64))));
+        if let Limiter::SlidingLog(log) = self {
+            fields.push(("entries", Field::Int(log.len() as i64)));
+        }
+        if let Some(d) = peek {
+            if !names.contains(&"limit") {
+                fields.push(("limit", Field::Int(d.limit as i64)));
+            }
+            fields.push(("remaining", Field::Int(d.remaining as i64)));
+            fields.push(("reset_after_ms", Field::Int(d.reset_after_ms)));
+            fields.push(("last_update_ms", Field::Int(self.last_update_ms())));
+        }
+        fields
+    }
+
+    /// Time of the last written request.
+    pub fn last_update_ms(&self) -> i64 {
+        match self {
+            Limiter::TokenBucket(b) => b.last_ms,
+            Limiter::FixedWindow(w) => w.last_ms,
+            Limiter::SlidingLog(l) => l.last_ms(),
+            Limiter::Gcra(g) => g.last_ms,
+        }
     }
 
     /// Bytes this value holds, for MEMORY USAGE.

@@ -22,8 +22,57 @@ pub enum ReplyFormat {
     CellThrottle,
 }
 
-/// Parses `args` = everything after the command name, the key first.
-pub fn parse(algorithm: Algorithm, args: &[&[u8]]) -> Result<Request, String> {
+/// The rate-limit commands (each parses into a `Request`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    TokenBucket,
+    Fixed,
+    Sliding,
+    Gcra,
+    ClThrottle,
+}
+
+impl Command {
+    pub const ALL: [Command; 5] = [Command::TokenBucket, Command::Fixed, Command::Sliding, Command::Gcra, Command::ClThrottle];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::ClThrottle => "CL.THROTTLE",
+            other => other.algorithm().command(),
+        }
+    }
+
+    pub fn algorithm(self) -> Algorithm {
+        match self {
+            Command::TokenBucket => Algorithm::TokenBucket,
+            Command::Fixed => Algorithm::FixedWindow,
+            Command::Sliding => Algorithm::SlidingLog,
+            Command::Gcra | Command::ClThrottle => Algorithm::Gcra,
+        }
+    }
+
+    /// Keyspace event name sent for an admitted write.
+    pub fn event(self) -> &'static std::ffi::CStr {
+        match self {
+            Command::TokenBucket => c"rl.tokenbucket",
+            Command::Fixed => c"rl.fixed",
+            Command::Sliding => c"rl.sliding",
+            Command::Gcra => c"rl.gcra",
+            Command::ClThrottle => c"cl.throttle",
+        }
+    }
+
+    /// Parses `args` = everything after the command name, the key first.
+    pub fn parse(self, args: &[&[u8]]) -> Result<Request, String> {
+        match self {
+            Command::ClThrottle => parse_throttle(args),
+            other => parse(other.algorithm(), args),
+        }
+    }
+}
+
+/// Parses an RL.* algorithm command's `args` (everything after the command name, the key first).
+fn parse(algorithm: Algorithm, args: &[&[u8]]) -> Result<Request, String> {
     let names: &[&str] = match algorithm {
         Algorithm::TokenBucket => &["capacity", "refill_tokens", "refill_ms"],
         Algorithm::FixedWindow | Algorithm::SlidingLog => &["limit", "window_ms"],
@@ -81,7 +130,7 @@ pub fn parse(algorithm: Algorithm, args: &[&[u8]]) -> Result<Request, String> {
 
 /// `CL.THROTTLE key max_burst count_per_period period_seconds [quantity]`, redis-cell's syntax,
 /// decided by the GCRA with the period in ms.
-pub fn parse_throttle(args: &[&[u8]]) -> Result<Request, String> {
+fn parse_throttle(args: &[&[u8]]) -> Result<Request, String> {
     if args.len() != 4 && args.len() != 5 {
         return Err("ERR wrong number of arguments for 'CL.THROTTLE' command".into());
     }

@@ -43,6 +43,8 @@ pub struct SlidingLog {
     /// Newest entry, unencoded; `newest_cost == 0` means the log is empty.
     newest_ms: i64,
     newest_cost: u64,
+    /// Number of entries (encoded ones after `start`, plus the newest).
+    count: u64,
 }
 
 /// Iterates entries oldest first without changing the log.
@@ -78,6 +80,7 @@ impl SlidingLog {
             start: 0,
             newest_ms: now,
             newest_cost: 0,
+            count: 0,
         }
     }
 
@@ -91,7 +94,7 @@ impl SlidingLog {
     }
 
     pub fn len(&self) -> usize {
-        self.entries().count()
+        self.count as usize
     }
 
     pub fn is_empty(&self) -> bool {
@@ -128,7 +131,10 @@ impl SlidingLog {
         self.newest_ms
     }
 
-    pub fn decide(&mut self, params: &Params, now: i64, cost: u64, commit: bool) -> Decision {
+    /// Decides a request; writes only when `commit` and admitted with cost > 0. A log already
+    /// holding `max_entries` entries does not grow: the new cost joins the newest entry, moved to
+    /// `now`, which makes those units live longer (stricter, never more lenient) and bounds memory.
+    pub fn decide(&mut self, params: &Params, now: i64, cost: u64, commit: bool, max_entries: u64) -> Decision {
         let now = now.max(self.newest_ms);
         let window = params.window_ms as i64;
         let is_live = |time: i64| time + window > now;
@@ -157,7 +163,11 @@ impl SlidingLog {
                 self.prune(now - window);
                 self.params = *params;
                 self.used = used;
-                self.push(now, cost);
+                if self.count >= max_entries && !self.is_empty() {
+                    (self.newest_ms, self.newest_cost) = (now, self.newest_cost + cost);
+                } else {
+                    self.push(now, cost);
+                }
             }
         }
         // The newest live entry after this call decides when the log is idle again.
@@ -191,6 +201,7 @@ impl SlidingLog {
             }
             time += delta as i64;
             self.used -= cost;
+            self.count -= 1;
             pos = next;
         }
         self.start = pos;
@@ -198,6 +209,7 @@ impl SlidingLog {
         if self.start == self.encoded.len() && !self.is_empty() && self.newest_ms <= cutoff {
             self.used -= self.newest_cost;
             self.newest_cost = 0;
+            self.count = 0;
         }
         // Compact once the dead prefix is at least as large as the live part.
         if self.start > 0 && self.start * 2 >= self.encoded.len() {
@@ -213,6 +225,7 @@ impl SlidingLog {
     fn push(&mut self, time: i64, cost: u64) {
         if self.is_empty() {
             (self.newest_ms, self.newest_cost) = (time, cost);
+            self.count = 1;
             if self.encoded.len() == self.start {
                 // Nothing encoded: restart deltas from here.
                 self.encoded.clear();
@@ -227,6 +240,7 @@ impl SlidingLog {
             varint::write(&mut self.encoded, self.newest_cost);
             self.encoded_end_ms = self.newest_ms;
             (self.newest_ms, self.newest_cost) = (time, cost);
+            self.count += 1;
         }
     }
 }
@@ -244,13 +258,13 @@ mod tests {
     fn slides_and_reports_retry_for_the_cost() {
         let params = p(3, 1000);
         let mut log = SlidingLog::new(params, 0);
-        assert_eq!(log.decide(&params, 0, 1, true).reply(), [1, 3, 2, -1, 1000]);
-        assert_eq!(log.decide(&params, 100, 1, true).reply(), [1, 3, 1, -1, 1000]);
-        assert_eq!(log.decide(&params, 200, 1, true).reply(), [1, 3, 0, -1, 1000]);
+        assert_eq!(log.decide(&params, 0, 1, true, u64::MAX).reply(), [1, 3, 2, -1, 1000]);
+        assert_eq!(log.decide(&params, 100, 1, true, u64::MAX).reply(), [1, 3, 1, -1, 1000]);
+        assert_eq!(log.decide(&params, 200, 1, true, u64::MAX).reply(), [1, 3, 0, -1, 1000]);
         // Needs two units free: the entries at 0 and 100 must expire.
-        assert_eq!(log.decide(&params, 500, 2, true).reply(), [0, 3, 0, 600, 700]);
-        assert_eq!(log.decide(&params, 500, 4, true).reply(), [0, 3, 0, -1, 700]);
-        assert_eq!(log.decide(&params, 1000, 1, true).reply(), [1, 3, 0, -1, 1000]);
+        assert_eq!(log.decide(&params, 500, 2, true, u64::MAX).reply(), [0, 3, 0, 600, 700]);
+        assert_eq!(log.decide(&params, 500, 4, true, u64::MAX).reply(), [0, 3, 0, -1, 700]);
+        assert_eq!(log.decide(&params, 1000, 1, true, u64::MAX).reply(), [1, 3, 0, -1, 1000]);
         assert_eq!(log.len(), 3);
     }
 
@@ -258,13 +272,13 @@ mod tests {
     fn rejected_requests_are_not_recorded() {
         let params = p(1, 1000);
         let mut log = SlidingLog::new(params, 0);
-        log.decide(&params, 0, 1, true);
+        log.decide(&params, 0, 1, true, u64::MAX);
         let before = log.clone();
         for t in (10..1000).step_by(10) {
-            assert!(!log.decide(&params, t, 1, true).allowed);
+            assert!(!log.decide(&params, t, 1, true, u64::MAX).allowed);
         }
         assert_eq!(log, before);
-        assert!(log.decide(&params, 1000, 1, true).allowed);
+        assert!(log.decide(&params, 1000, 1, true, u64::MAX).allowed);
     }
 
     #[test]
@@ -272,8 +286,8 @@ mod tests {
         let params = p(10_000, 60_000);
         let mut log = SlidingLog::new(params, 0);
         for i in 0..1000 {
-            log.decide(&params, i * 60, 1, true);
-            log.decide(&params, i * 60, 1, true);
+            log.decide(&params, i * 60, 1, true, u64::MAX);
+            log.decide(&params, i * 60, 1, true, u64::MAX);
         }
         assert_eq!(log.len(), 1000);
         assert_eq!(log.used, 2000);
@@ -286,10 +300,24 @@ mod tests {
         let params = p(100, 1000);
         let mut log = SlidingLog::new(params, 0);
         for t in 0..200_000 {
-            log.decide(&params, t * 10, 1, true);
+            log.decide(&params, t * 10, 1, true, u64::MAX);
         }
         assert_eq!(log.len(), 100);
         assert!(log.heap_bytes() <= 1024, "{}", log.heap_bytes());
+    }
+
+    #[test]
+    fn a_full_log_merges_into_its_newest_entry_and_never_over_admits() {
+        let params = p(100, 1000);
+        let mut log = SlidingLog::new(params, 0);
+        for t in 0..10 {
+            assert!(log.decide(&params, t * 10, 1, true, 4).allowed);
+        }
+        // Entries at 0, 10, 20 and the rest merged into one at 90.
+        assert_eq!(log.entries().collect::<Vec<_>>(), vec![(0, 1), (10, 1), (20, 1), (90, 7)]);
+        assert_eq!(log.len(), 4);
+        // Units expire no earlier than they would have: at 1030 only the first three are gone.
+        assert_eq!(log.decide(&params, 1030, 0, false, 4).remaining, 100 - 7);
     }
 
     #[test]
@@ -348,7 +376,7 @@ mod tests {
                     retry,
                     newest.map_or(0, |n| n + w - t),
                 ];
-                assert_eq!(log.decide(&params, now, cost, commit).reply(), expect, "seed {seed}");
+                assert_eq!(log.decide(&params, now, cost, commit, u64::MAX).reply(), expect, "seed {seed}");
                 if allowed && commit && cost > 0 {
                     last_write = t;
                     model.retain(|e| e.0 + w > t);

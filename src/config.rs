@@ -1,0 +1,15 @@
+//! Module configuration: set with `--loadmodule librl.so <name> <value> ...` or
+//! `CONFIG SET rl.<name> <value>`, read with `CONFIG GET rl.*`. Registered in lib.rs.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+/// `max-sliding-entries`: the most entries one sliding log keeps (memory bound per key).
+pub static MAX_SLIDING_ENTRIES: AtomicI64 = AtomicI64::new(DEFAULT_MAX_SLIDING_ENTRIES);
+pub const DEFAULT_MAX_SLIDING_ENTRIES: i64 = 1_000_000;
+
+/// `test-clock` (immutable, load time only): registers RL.TESTCLOCK for tests.
+pub static TEST_CLOCK: AtomicBool = AtomicBool::new(false);
+
+pub fn max_sliding_entries() -> u64 {
+    MAX_SLIDING_ENTRIES.load(Ordering::Relaxed).max(1) as u64
+}
