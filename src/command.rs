@@ -293,7 +293,7 @@ impl Key {
 
     unsafe fn is_empty(&self) -> bool {
         self.inner.is_null()
-            || raw::RedisModule_KeyType.map_or(true, |f| f(self.inner) == raw::REDISMODULE_KEYTYPE_EMPTY as c_int)
+            || raw::RedisModule_KeyType.is_none_or(|f| f(self.inner) == raw::REDISMODULE_KEYTYPE_EMPTY as c_int)
     }
 
     /// The limiter stored here, or None when the key holds anything else.
