@@ -177,10 +177,11 @@ unsafe fn execute(ctx: *mut RedisModuleCtx, key_name: *mut RedisModuleString, re
 /// exactly the master's state whatever their clock and however late they apply it.
 unsafe fn replicate(ctx: *mut RedisModuleCtx, key: *mut RedisModuleString, request: &Request, decision: &Decision) {
     let Some(replicate) = raw::RedisModule_Replicate else { return };
-    let Ok(command) = CString::new(request.spec.algorithm().command()) else { return };
+    let command = request.spec.algorithm().command_cstr();
     let cost = request.cost as c_longlong;
     let at = decision.at_ms as c_longlong;
-    match request.spec.positional()[..] {
+    let (values, count) = request.spec.positional();
+    match values[..count] {
         [a, b, c] => replicate(
             ctx,
             command.as_ptr(),

@@ -16,13 +16,17 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// Name of the command that drives this algorithm.
+    /// Name of the command that drives this algorithm (and replicates its writes).
     pub fn command(self) -> &'static str {
+        self.command_cstr().to_str().unwrap_or_default()
+    }
+
+    pub fn command_cstr(self) -> &'static std::ffi::CStr {
         match self {
-            Algorithm::TokenBucket => "RL.TOKENBUCKET",
-            Algorithm::FixedWindow => "RL.FIXED",
-            Algorithm::SlidingLog => "RL.SLIDING",
-            Algorithm::Gcra => "RL.GCRA",
+            Algorithm::TokenBucket => c"RL.TOKENBUCKET",
+            Algorithm::FixedWindow => c"RL.FIXED",
+            Algorithm::SlidingLog => c"RL.SLIDING",
+            Algorithm::Gcra => c"RL.GCRA",
         }
     }
 
@@ -82,13 +86,13 @@ impl Spec {
         }
     }
 
-    /// The positional parameters, in command order (as they are replicated).
-    pub fn positional(&self) -> Vec<u64> {
+    /// The positional parameters in command order (as they are replicated): values and count.
+    pub fn positional(&self) -> ([u64; 3], usize) {
         match self {
-            Spec::TokenBucket(p) => vec![p.capacity, p.refill_tokens, p.refill_ms],
-            Spec::FixedWindow(p) => vec![p.limit, p.window_ms],
-            Spec::SlidingLog(p) => vec![p.limit, p.window_ms],
-            Spec::Gcra(p) => vec![p.burst, p.rate, p.period_ms],
+            Spec::TokenBucket(p) => ([p.capacity, p.refill_tokens, p.refill_ms], 3),
+            Spec::FixedWindow(p) => ([p.limit, p.window_ms, 0], 2),
+            Spec::SlidingLog(p) => ([p.limit, p.window_ms, 0], 2),
+            Spec::Gcra(p) => ([p.burst, p.rate, p.period_ms], 3),
         }
     }
 }
@@ -156,7 +160,8 @@ impl Limiter {
             Limiter::FixedWindow(_) | Limiter::SlidingLog(_) => &["limit", "window_ms"],
             Limiter::Gcra(_) => &["burst", "rate", "period_ms"],
         };
-        fields.extend(names.iter().zip(spec.positional()).map(|(name, v)| (*name, Field::Int(v as i64))));
+        let (values, _) = spec.positional();
+        fields.extend(names.iter().zip(values).map(|(name, v)| (*name, Field::Int(v as i64))));
         if let Limiter::SlidingLog(log) = self {
             fields.push(("entries", Field::Int(log.len() as i64)));
         }
