@@ -1,27 +1,12 @@
 //! Fixed window counter, windows aligned to the Unix epoch.
 
-use super::{Decision, MAX_PERIOD_MS, MAX_TIME_MS, MAX_UNITS};
+use super::{Decision, MAX_TIME_MS, MAX_UNITS};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Params {
-    pub limit: u64,
-    pub window_ms: u64,
-}
+pub use super::WindowParams as Params;
 
-impl Params {
-    pub fn validate(&self) -> Result<(), &'static str> {
-        if !(1..=MAX_UNITS).contains(&self.limit) {
-            return Err("limit");
-        }
-        if !(1..=MAX_PERIOD_MS).contains(&self.window_ms) {
-            return Err("window_ms");
-        }
-        Ok(())
-    }
-
-    fn window_start(&self, now: i64) -> i64 {
-        now - now.rem_euclid(self.window_ms as i64)
-    }
+/// Start of the epoch-aligned window holding `now`.
+fn window_start(params: &Params, now: i64) -> i64 {
+    now - now.rem_euclid(params.window_ms as i64)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,20 +22,20 @@ pub struct FixedWindow {
 impl FixedWindow {
     /// An idle limiter: an empty window.
     pub fn new(params: Params, now: i64) -> Self {
-        FixedWindow { params, window_start_ms: params.window_start(now), count: 0, last_ms: now }
+        FixedWindow { params, window_start_ms: window_start(&params, now), count: 0, last_ms: now }
     }
 
     pub fn is_valid(&self) -> bool {
         self.params.validate().is_ok()
             && self.count <= MAX_UNITS
             && (0..=MAX_TIME_MS).contains(&self.last_ms)
-            && self.window_start_ms == self.params.window_start(self.window_start_ms)
+            && self.window_start_ms == window_start(&self.params, self.window_start_ms)
             && self.window_start_ms <= self.last_ms
     }
 
     pub fn decide(&mut self, params: &Params, now: i64, cost: u64, commit: bool) -> Decision {
         let now = now.max(self.last_ms);
-        let start = params.window_start(now);
+        let start = window_start(params, now);
         let end = start + params.window_ms as i64;
         // The count carries over only within the same window of the same length.
         let same_window = start == self.window_start_ms && params.window_ms == self.params.window_ms;

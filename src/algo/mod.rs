@@ -13,6 +13,26 @@ pub const MAX_PERIOD_MS: u64 = 10_000_000_000_000; // 10^13
 /// Latest timestamp accepted, in Unix ms (AT, and times stored in a limiter): year ~33658.
 pub const MAX_TIME_MS: i64 = 1_000_000_000_000_000; // 10^15
 
+/// Parameters of the window algorithms (fixed window and sliding log): `limit` units per `window_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowParams {
+    pub limit: u64,
+    pub window_ms: u64,
+}
+
+impl WindowParams {
+    /// Checks the bounds; Err names the offending parameter.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if !(1..=MAX_UNITS).contains(&self.limit) {
+            return Err("limit");
+        }
+        if !(1..=MAX_PERIOD_MS).contains(&self.window_ms) {
+            return Err("window_ms");
+        }
+        Ok(())
+    }
+}
+
 /// The contract's reply: `[allowed, limit, remaining, retry_after_ms, reset_after_ms]`,
 /// plus the effective time the decision was taken at (max of the request's now and the key's last update).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

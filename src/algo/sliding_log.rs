@@ -7,26 +7,10 @@
 //! Expired entries are dropped from the front by advancing `start`; the buffer is compacted
 //! when the dead prefix outgrows the live part.
 
-use super::{Decision, MAX_PERIOD_MS, MAX_TIME_MS, MAX_UNITS};
+use super::{Decision, MAX_TIME_MS, MAX_UNITS};
 use crate::varint;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Params {
-    pub limit: u64,
-    pub window_ms: u64,
-}
-
-impl Params {
-    pub fn validate(&self) -> Result<(), &'static str> {
-        if !(1..=MAX_UNITS).contains(&self.limit) {
-            return Err("limit");
-        }
-        if !(1..=MAX_PERIOD_MS).contains(&self.window_ms) {
-            return Err("window_ms");
-        }
-        Ok(())
-    }
-}
+pub use super::WindowParams as Params;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlidingLog {
