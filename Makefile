@@ -23,11 +23,12 @@ test: build
 	RL_MODULE=$(MODULE) cargo test --no-fail-fast
 
 # The benchmark starts its own redis-server (free loopback port, no persistence) with $(MODULE).
+# Extra options: make bench BENCH_ARGS="--repeat 5 --json /tmp/bench.json" (python3 bench/run.py --help).
 bench: build
-	python3 bench/run.py --module $(MODULE)
+	python3 bench/run.py --module $(MODULE) $(BENCH_ARGS)
 
 bench-smoke: build
-	python3 bench/run.py --smoke --module $(MODULE)
+	python3 bench/run.py --smoke --module $(MODULE) $(BENCH_ARGS)
 
 clean:
 	cargo clean
