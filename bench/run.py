@@ -391,6 +391,16 @@ def other_cpu(a, b):
     return max(0.0, ((b[1] - a[1]) - (b[2] - a[2])) / wall)
 
 
+def wait_quiet(server_pid, budget):
+    """Wait (at most budget s) until other processes use <= NOISE_CPU over half a second. Returns the time waited."""
+    start = time.monotonic()
+    while True:
+        a = cpu_snapshot(server_pid)
+        time.sleep(0.5)
+        if other_cpu(a, cpu_snapshot(server_pid)) <= NOISE_CPU or time.monotonic() - start >= budget:
+            return time.monotonic() - start
+
+
 def error_replies(r):
     info = r.call("INFO", "stats")
     m = re.search(r"total_error_replies:(\d+)", info)
@@ -535,15 +545,20 @@ def main():
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--full-keys", type=int, default=None, help="keys in the 'pipelined full' mode (default 100)")
     ap.add_argument("--only", default=None, help="regex: only rows whose name matches (SET always runs)")
-    ap.add_argument("--retries", type=int, default=2,
-                    help="repeat a run up to this many times while other processes use > %.2f CPU (default 2)"
-                    % NOISE_CPU)
+    ap.add_argument("--retries", type=int, default=None,
+                    help="repeat a run up to this many times while other processes use > %.2f CPU "
+                         "(default 2, smoke 0)" % NOISE_CPU)
+    ap.add_argument("--wait", type=float, default=None,
+                    help="total seconds the run may wait for other processes to go quiet before runs "
+                         "(default 900, smoke 0)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin server/benchmark to CPUs 0/1")
     ap.add_argument("--json", default=None, help="also write all results to this file")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (errors always exit 1)")
     args = ap.parse_args()
 
     repeat = args.repeat or (1 if args.smoke else 3)
+    if args.retries is None:
+        args.retries = 0 if args.smoke else 2
     base_n = args.requests or (10000 if args.smoke else 300000)
     full_keys = args.full_keys or (5 if args.smoke else 100)
     if not os.path.exists(args.module):
@@ -616,6 +631,7 @@ def main():
 
         results = {}   # (mode name, row name) -> list of runs
         retried = 0
+        wait_budget = [args.wait if args.wait is not None else (0 if args.smoke else 900)]
         t = time.time()
         for rep in range(repeat):
             for mode in modes:
@@ -628,6 +644,8 @@ def main():
                     n = max(n, 10 * args.clients)
                     best = None
                     for attempt in range(1 + args.retries):
+                        if attempt > 0 and wait_budget[0] > 0:   # the last run was noisy: wait for quiet first
+                            wait_budget[0] -= wait_quiet(server.proc.pid, wait_budget[0])
                         before = error_replies(r)
                         snap = cpu_snapshot(server.proc.pid)
                         res = run_benchmark(server.port, row.make_args(mode, shas), args.clients, n, mode.pipeline,
@@ -642,11 +660,13 @@ def main():
                             best = res
                         if res["other_cpu"] <= NOISE_CPU:
                             break
-                        retried += 1
+                        if attempt < args.retries:
+                            retried += 1
                     res = best
                     res["n"] = n
                     results.setdefault((mode.name, row.name), []).append(res)
-            print("run %d/%d done (%.0fs, %d noisy runs repeated so far)" % (rep + 1, repeat, time.time() - t, retried))
+            print("run %d/%d done (%.0fs, %d noisy runs repeated so far, %.0fs of waiting for quiet left)"
+                  % (rep + 1, repeat, time.time() - t, retried, wait_budget[0]))
             sys.stdout.flush()
         if not server.alive():
             raise RuntimeError("redis-server died during the run:\n" + server.log_tail())
