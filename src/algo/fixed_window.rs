@@ -29,8 +29,7 @@ impl FixedWindow {
         self.params.validate().is_ok()
             && self.count <= MAX_UNITS
             && (0..=MAX_TIME_MS).contains(&self.last_ms)
-            && self.window_start_ms == window_start(&self.params, self.window_start_ms)
-            && self.window_start_ms <= self.last_ms
+            && self.window_start_ms == window_start(&self.params, self.last_ms)
     }
 
     pub fn decide(&mut self, params: &Params, now: i64, cost: u64, commit: bool) -> Decision {

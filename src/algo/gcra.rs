@@ -61,11 +61,14 @@ impl Gcra {
         Gcra { params, tat_ms: now, tat_fraction: 0, last_ms: now }
     }
 
+    /// Whether stored fields are consistent (used when loading untrusted data): in particular the
+    /// TAT is at most one tolerance past the last write, as every admitted write leaves it.
     pub fn is_valid(&self) -> bool {
         self.params.validate().is_ok()
             && self.tat_fraction < self.params.rate
             && (0..=MAX_TIME_MS).contains(&self.last_ms)
-            && (0..=MAX_TIME_MS + MAX_PERIOD_MS as i64).contains(&self.tat_ms)
+            && self.tat_ms >= 0
+            && self.tat_scaled(&self.params) <= self.params.scale(self.last_ms) + self.params.tolerance()
     }
 
     /// The TAT in scaled units of `params` (a different rate re-expresses the fraction, rounded up
