@@ -42,17 +42,22 @@ enum Kind {
     Gcra,
     Throttle,
     LoadState,
+    Info,
     TestClock,
+    /// `CONFIG SET rl.max-sliding-entries <value>` (the word after CONFIG SET is the "name").
+    Config,
 }
 
-const KINDS: [(Kind, &str); 7] = [
+const KINDS: [(Kind, &str); 9] = [
     (Kind::TokenBucket, "RL.TOKENBUCKET"),
     (Kind::Fixed, "RL.FIXED"),
     (Kind::Sliding, "RL.SLIDING"),
     (Kind::Gcra, "RL.GCRA"),
     (Kind::Throttle, "CL.THROTTLE"),
     (Kind::LoadState, "RL.LOADSTATE"),
+    (Kind::Info, "RL.INFO"),
     (Kind::TestClock, "RL.TESTCLOCK"),
+    (Kind::Config, "CONFIG"),
 ];
 
 /// One command: its kind and every word, the command name first, all binary.
@@ -337,16 +342,29 @@ fn random_case_sometimes(rng: &mut StdRng, word: &str) -> Vec<u8> {
 fn vector(rng: &mut StdRng, now: i64) -> Vector {
     let pick = rng.gen_range(0..100);
     let index = match pick {
-        0..=16 => 0,
-        17..=33 => 1,
-        34..=50 => 2,
-        51..=67 => 3,
-        68..=79 => 4,
-        80..=98 => 5,
-        _ => 6,
+        0..=15 => 0,
+        16..=31 => 1,
+        32..=47 => 2,
+        48..=63 => 3,
+        64..=74 => 4,
+        75..=89 => 5,
+        90..=97 => 6,
+        _ if rng.gen() => 7,
+        _ => 8,
     };
     let (kind, name) = KINDS[index];
     let mut words = vec![name_variant(rng, name)];
+    if kind == Kind::Config {
+        // Small caps make sliding logs hit max-sliding-entries (merging into the newest entry).
+        words.push(b"SET".to_vec());
+        words.push(b"rl.max-sliding-entries".to_vec());
+        words.push(match rng.gen_range(0..4) {
+            0 | 1 => rng.gen_range(1..=5u64).to_string().into_bytes(),
+            2 => rng.gen_range(1..=MAX_UNITS).to_string().into_bytes(),
+            _ => token(rng),
+        });
+        return Vector { kind, words };
+    }
     // A fully random vector: 0 to 12 words of anything.
     if rng.gen_ratio(1, 5) {
         for i in 0..rng.gen_range(0..=12) {
@@ -406,6 +424,14 @@ fn vector(rng: &mut StdRng, now: i64) -> Vector {
                 words.push(token(rng));
             }
         }
+        Kind::Info => {
+            let target = [Kind::TokenBucket, Kind::Fixed, Kind::Sliding, Kind::Gcra].choose(rng).copied();
+            words.push(key_for(rng, target.unwrap_or(Kind::Gcra)));
+            if rng.gen_ratio(1, 20) {
+                words.push(token(rng));
+            }
+        }
+        Kind::Config => {}
         Kind::TestClock => {
             words.push(match rng.gen_range(0..4) {
                 0 => random_case(rng, "off"),
@@ -570,9 +596,9 @@ struct Stats {
     errors: u64,
     replies: u64,
     /// Successful replies per kind, and admitted (allowed) ones per kind.
-    ok: [u64; 7],
-    admitted: [u64; 7],
-    err: [u64; 7],
+    ok: [u64; KINDS.len()],
+    admitted: [u64; KINDS.len()],
+    err: [u64; KINDS.len()],
 }
 
 fn kind_index(kind: Kind) -> usize {
@@ -597,11 +623,12 @@ fn check_reply(vector: &Vector, reply: &redis::Value, stats: &mut Stats) -> Resu
     stats.replies += 1;
     stats.ok[index] += 1;
     match vector.kind {
-        Kind::LoadState | Kind::TestClock => match reply {
+        Kind::LoadState | Kind::TestClock | Kind::Config => match reply {
             Value::SimpleString(s) if s == "OK" => Ok(()),
             Value::Okay => Ok(()),
             other => Err(format!("expected OK, got {other:?}")),
         },
+        Kind::Info => check_info(reply),
         kind => {
             let Value::Array(items) = reply else {
                 return Err(format!("expected an array, got {reply:?}"));
@@ -641,6 +668,55 @@ fn check_reply(vector: &Vector, reply: &redis::Value, stats: &mut Stats) -> Resu
             Ok(())
         }
     }
+}
+
+/// RL.INFO: nil, or field/value pairs (a map in RESP3, a flat array in RESP2) naming a known
+/// algorithm, with integer fields in range.
+fn check_info(reply: &redis::Value) -> Result<(), String> {
+    use redis::Value;
+    let pairs: Vec<(&Value, &Value)> = match reply {
+        Value::Nil => return Ok(()),
+        Value::Map(map) => map.iter().map(|(k, v)| (k, v)).collect(),
+        Value::Array(items) if items.len() % 2 == 0 => items.chunks(2).map(|c| (&c[0], &c[1])).collect(),
+        other => return Err(format!("RL.INFO: unexpected reply {other:?}")),
+    };
+    let mut fields = std::collections::HashMap::new();
+    for (name, value) in pairs {
+        let name = match name {
+            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            Value::SimpleString(s) => s.clone(),
+            other => return Err(format!("RL.INFO: field name {other:?} in {reply:?}")),
+        };
+        fields.insert(name, value.clone());
+    }
+    let text = |v: Option<&Value>| match v {
+        Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+        Some(Value::SimpleString(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let algorithm = text(fields.get("algorithm")).ok_or_else(|| format!("RL.INFO: no algorithm in {reply:?}"))?;
+    if !["tokenbucket", "fixed", "sliding", "gcra"].contains(&algorithm.as_str()) {
+        return Err(format!("RL.INFO: unknown algorithm {algorithm:?}"));
+    }
+    let int = |name: &str| match fields.get(name) {
+        Some(Value::Int(i)) => Some(*i),
+        _ => None,
+    };
+    for (name, value) in &fields {
+        if name != "algorithm" && !matches!(value, Value::Int(_)) {
+            return Err(format!("RL.INFO: non-integer {name} in {reply:?}"));
+        }
+    }
+    let (limit, remaining) = (int("limit"), int("remaining"));
+    let in_range = limit.is_some_and(|l| (1..=MAX_UNITS as i64).contains(&l))
+        && remaining.is_some_and(|r| r >= 0 && Some(r) <= limit)
+        && int("reset_after_ms").is_some_and(|r| r >= 0)
+        && int("last_update_ms").is_some_and(|t| (0..=MAX_TIME_MS as i64).contains(&t))
+        && int("ttl_ms").is_some_and(|t| t >= -1);
+    if !in_range {
+        return Err(format!("RL.INFO: fields out of range in {reply:?}"));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -684,6 +760,7 @@ fn log_tail(server: &Server) -> String {
 fn fixtures(con: &mut Connection, now: i64) {
     let mut pipe = redis::pipe();
     pipe.cmd("FLUSHALL").ignore();
+    pipe.cmd("CONFIG").arg("SET").arg("rl.max-sliding-entries").arg(1_000_000).ignore();
     pipe.cmd("SET").arg("str").arg("value").ignore();
     pipe.cmd("RPUSH").arg("list").arg("a").arg("b").ignore();
     pipe.cmd("SADD").arg("set").arg("a").arg("b").ignore();
@@ -801,7 +878,7 @@ fn random_argument_vectors_never_crash_and_replies_are_well_formed() {
     // The generator must reach the deep paths, not only the argument checks.
     if total >= 10_000 {
         for (i, (kind, name)) in KINDS.iter().enumerate() {
-            if *kind != Kind::TestClock {
+            if !matches!(kind, Kind::TestClock | Kind::Config) {
                 assert!(stats.ok[i] > 0 && stats.err[i] > 0, "{name}: {stats:?}");
             }
             if matches!(kind, Kind::TokenBucket | Kind::Fixed | Kind::Sliding | Kind::Gcra | Kind::Throttle) {
@@ -954,7 +1031,7 @@ fn exercise(con: &mut Connection, key: &str, rng: &mut StdRng, stats: &mut Stats
 /// refuse anything it could not have written, and what it accepts must work like any limiter.
 #[test]
 fn restore_of_mutated_dump_payloads_never_crashes() {
-    let iterations = vector_count(20_000) / 10;
+    let iterations = (vector_count(20_000) / 50).max(1000);
     let mut rng = seeded_rng("restore_fuzz");
     // Uncompressed strings, so the limiter's bytes are visible in the payload.
     let server = Server::start(&["--rdbcompression", "no"]);
@@ -965,15 +1042,15 @@ fn restore_of_mutated_dump_payloads_never_crashes() {
     for i in 0..iterations {
         let dump = dumps.choose(&mut rng).expect("dumps").clone();
         let original = dump.build(&dump.content);
-        let (payload, checksum_ok) = match rng.gen_range(0..8) {
-            // Anywhere, checksum left stale: must be refused by RESTORE's own check.
+        let payload = match rng.gen_range(0..8) {
+            // Anywhere, checksum left stale: RESTORE's own check refuses them (nearly always).
             0 | 1 => {
                 let mut p = original.clone();
                 mutate_payload(&mut p, &mut rng);
                 if p == original {
                     continue;
                 }
-                (p, false)
+                p
             }
             // The limiter's bytes mutated in place, same length, checksum fixed.
             2..=4 => {
@@ -986,20 +1063,22 @@ fn restore_of_mutated_dump_payloads_never_crashes() {
                         content[at] = rng.gen();
                     }
                 }
-                (dump.build(&content), true)
+                dump.build(&content)
             }
             // Any mutation of the limiter's bytes (length changes too), framing rebuilt around it.
             5 | 6 => {
                 let mut content = dump.content.clone();
                 mutate_payload(&mut content, &mut rng);
-                (dump.build(&content), true)
+                dump.build(&content)
             }
             // A fresh state blob (valid or not) in a well-formed payload.
-            _ => (dump.build(&state_blob(&mut rng, now_ms())), true),
+            _ => dump.build(&state_blob(&mut rng, now_ms())),
         };
         match restore(&mut con, "target", &payload) {
             Ok(()) => {
-                assert!(checksum_ok || payload == original, "a payload with a stale checksum was restored");
+                // A stale checksum can still pass: CRC-64 with init 0 ignores leading zero bytes, so a
+                // 0x00 put in front checks (and loads as some other type). That is Redis's business;
+                // whatever got restored must work.
                 accepted += 1;
                 if let Err(problem) = exercise(&mut con, "target", &mut rng, &mut stats) {
                     panic!("iteration {i}: restored {} then: {problem}", quote(&payload));
