@@ -86,6 +86,13 @@ pub unsafe extern "C" fn test_clock(ctx: *mut RedisModuleCtx, argv: *mut *mut Re
     raw::RedisModule_ReplyWithSimpleString.map_or(OK, |f| f(ctx, c"OK".as_ptr()))
 }
 
+/// `RL.TESTPANIC`: panics, so tests can check the panic hook logs before Redis aborts.
+/// Registered only when the module is loaded with `test-panic yes`.
+#[allow(clippy::panic)]
+pub unsafe extern "C" fn test_panic(_ctx: *mut RedisModuleCtx, _argv: *mut *mut RedisModuleString, _argc: c_int) -> c_int {
+    panic!("RL.TESTPANIC was called");
+}
+
 /// `RL.LOADSTATE key state`: replaces the key's value with a serialized limiter. Emitted by the
 /// AOF rewrite; the state is validated like an RDB value, so a bad payload is an error, never a crash.
 pub unsafe extern "C" fn load_state(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {

@@ -134,10 +134,22 @@ const TEST_CLOCK: CommandDoc = CommandDoc {
     args: &[ArgDoc(c"ms", Kind::Text, None, false)],
 };
 
+/// Registered only when the module is loaded with `test-panic yes`.
+const TEST_PANIC: CommandDoc = CommandDoc {
+    name: c"RL.TESTPANIC",
+    handler: command::test_panic,
+    flags: c"admin",
+    arity: 1,
+    key_flags: 0,
+    summary: c"Tests only: panics inside a command to show the panic reaches the log (aborts Redis)",
+    complexity: c"O(1)",
+    args: &[],
+};
+
 /// Creates every command; Err names the one that failed.
-pub fn register(ctx: *mut raw::RedisModuleCtx, with_test_clock: bool) -> Result<(), &'static str> {
-    let extra = with_test_clock.then_some(&TEST_CLOCK);
-    for doc in COMMANDS.iter().chain(extra) {
+pub fn register(ctx: *mut raw::RedisModuleCtx, test_clock: bool, test_panic: bool) -> Result<(), &'static str> {
+    let extra = [test_clock.then_some(&TEST_CLOCK), test_panic.then_some(&TEST_PANIC)];
+    for doc in COMMANDS.iter().chain(extra.into_iter().flatten()) {
         let name = doc.name.to_str().unwrap_or("?");
         let key = if doc.key_flags == 0 { 0 } else { 1 };
         let created = unsafe {

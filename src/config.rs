@@ -10,6 +10,10 @@ pub const DEFAULT_MAX_SLIDING_ENTRIES: i64 = 1_000_000;
 /// `test-clock` (immutable, load time only): registers RL.TESTCLOCK for tests.
 pub static TEST_CLOCK: AtomicBool = AtomicBool::new(false);
 
+/// `test-panic` (immutable, load time only): registers RL.TESTPANIC, which panics inside a
+/// command, to prove the panic hook logs before Redis aborts. Never in production.
+pub static TEST_PANIC: AtomicBool = AtomicBool::new(false);
+
 pub fn max_sliding_entries() -> u64 {
     MAX_SLIDING_ENTRIES.load(Ordering::Relaxed).max(1) as u64
 }

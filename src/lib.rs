@@ -28,7 +28,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         raw::RedisModule_SetModuleOptions
             .map(|set| set(ctx.ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as std::ffi::c_int));
     }
-    if let Err(name) = commands::register(ctx.ctx, config::TEST_CLOCK.load(Ordering::Relaxed)) {
+    if let Err(name) = commands::register(ctx.ctx, config::TEST_CLOCK.load(Ordering::Relaxed), config::TEST_PANIC.load(Ordering::Relaxed)) {
         ctx.log_warning(&format!("rl: could not register {name}"));
         return Status::Err;
     }
@@ -86,6 +86,7 @@ redis_module! {
         string: [],
         bool: [
             ["test-clock", &config::TEST_CLOCK, false, ConfigurationFlags::IMMUTABLE, None],
+            ["test-panic", &config::TEST_PANIC, false, ConfigurationFlags::IMMUTABLE, None],
         ],
         enum: [],
         module_args_as_configuration: true,

@@ -107,6 +107,18 @@ impl Server {
         assert!(self.launch(self.port), "redis-server did not restart; see {}", self.dir.join("redis.log").display());
     }
 
+    /// Whether the server process exits within `timeout` (after a crash, say).
+    pub fn exits_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
