@@ -24,9 +24,8 @@ use datatype::LIMITER_TYPE;
 fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     install_panic_hook();
     // A short read in rdb_load (a truncated RESTORE payload) must fail that load, not panic Redis.
-    unsafe {
-        raw::RedisModule_SetModuleOptions
-            .map(|set| set(ctx.ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as std::ffi::c_int));
+    if let Some(set_options) = unsafe { raw::RedisModule_SetModuleOptions } {
+        unsafe { set_options(ctx.ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as std::ffi::c_int) };
     }
     if let Err(name) = commands::register(ctx.ctx, config::TEST_CLOCK.load(Ordering::Relaxed), config::TEST_PANIC.load(Ordering::Relaxed)) {
         ctx.log_warning(&format!("rl: could not register {name}"));
