@@ -3,11 +3,12 @@
 #   make test   install what is missing, build, run unit and integration tests
 #   make bench  benchmark against SET, INCR and Lua limiters (see bench/; a few minutes)
 #   make bench-smoke  the same rows with tiny request counts (seconds; numbers not meaningful)
+#   make fuzz   1,000,000 random argument vectors against a real server (tests/fuzz.rs)
 
 PORT ?= 6379
 MODULE := $(CURDIR)/target/release/librl.so
 
-.PHONY: deps build run test bench bench-smoke clean
+.PHONY: deps build run test bench bench-smoke fuzz clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -29,6 +30,11 @@ bench: build
 
 bench-smoke: build
 	python3 bench/run.py --smoke --module $(MODULE) $(BENCH_ARGS)
+
+# The long fuzz run; `make test` runs the same test with a short default count. RL_SEED=<n> replays a run.
+FUZZ_VECTORS ?= 1000000
+fuzz: build
+	RL_MODULE=$(MODULE) RL_FUZZ_VECTORS=$(FUZZ_VECTORS) cargo test --release --test fuzz -- --nocapture
 
 clean:
 	cargo clean
