@@ -45,8 +45,8 @@ TARGET_BYTES_PER_ENTRY = 5     # sliding log at 1,000 entries
 
 SLIDING_WINDOW_MS = 3_600_000  # long enough that pre-filled logs stay full for the whole run
 SLIDING_LIMITS = (10, 1000, 10000)
-# Module commands that are not limiters (internal), so not expected in the table.
-INTERNAL_COMMANDS = {"RL.LOADSTATE", "RL.TESTCLOCK"}
+# Module commands that are not limiters (internal or read-only inspection), so not expected in the table.
+NOT_LIMITERS = {"RL.LOADSTATE", "RL.TESTCLOCK", "RL.INFO"}
 
 
 # --------------------------------------------------------------------------- minimal RESP client
@@ -121,6 +121,11 @@ class Redis:
 
 
 # --------------------------------------------------------------------------- server
+
+def median_of(values):
+    v = sorted(values)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
 
 def free_port():
     with socket.socket() as s:
@@ -550,7 +555,7 @@ def main():
                          "(default 2, smoke 0)" % NOISE_CPU)
     ap.add_argument("--wait", type=float, default=None,
                     help="total seconds the run may wait for other processes to go quiet before runs "
-                         "(default 900, smoke 0)")
+                         "(default 300, smoke 0)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin server/benchmark to CPUs 0/1")
     ap.add_argument("--json", default=None, help="also write all results to this file")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed (errors always exit 1)")
@@ -592,7 +597,7 @@ def main():
         if args.only:
             rows = [x for x in rows if x.name == "SET" or re.search(args.only, x.name)]
         unbenched = sorted(c.upper() for c in listed
-                           if c.upper() not in {x.command for x in ROWS} | INTERNAL_COMMANDS)
+                           if c.upper() not in {x.command for x in ROWS} | NOT_LIMITERS)
 
         print("rl benchmark%s: %s" % (" (smoke)" if args.smoke else "", info["date"]))
         print("machine: %s CPUs, %s, %s RAM, Linux %s" % (info["nproc"], info["cpu"], info["memory"], info["kernel"]))
@@ -631,7 +636,7 @@ def main():
 
         results = {}   # (mode name, row name) -> list of runs
         retried = 0
-        wait_budget = [args.wait if args.wait is not None else (0 if args.smoke else 900)]
+        wait_budget = [args.wait if args.wait is not None else (0 if args.smoke else 300)]
         t = time.time()
         for rep in range(repeat):
             for mode in modes:
@@ -677,13 +682,17 @@ def main():
         # ------------------------------------------------------------------ throughput table
         table, records, fails, passes, noisy_rows = [], [], [], 0, 0
         for mode in modes:
-            runs = results.get((mode.name, "SET"))
-            set_rps = sorted(x["rps"] for x in runs)[len(runs) // 2] if runs else None
+            set_runs = results.get((mode.name, "SET"))
             for row in rows_for(mode, rows):
-                runs = sorted(results[(mode.name, row.name)], key=lambda x: x["rps"])
+                in_order = results[(mode.name, row.name)]
+                runs = sorted(in_order, key=lambda x: x["rps"])
                 med = runs[len(runs) // 2]   # the median run (upper median for an even count)
                 rps = med["rps"]
-                ratio = rps / set_rps if set_rps else None
+                # Ratio to the SET run of the same repetition (seconds apart), median over repetitions:
+                # steadier than a ratio of medians when the machine's speed drifts during the run.
+                ratio = None
+                if set_runs:
+                    ratio = median_of([x["rps"] / y["rps"] for x, y in zip(in_order, set_runs)])
                 target = row.target(mode)
                 verdict = ""
                 if target is not None and ratio is not None:
@@ -704,8 +713,9 @@ def main():
                                 "pass": (verdict == "PASS") if verdict else None,
                                 "runs": runs})
         print()
-        print("Throughput (ratio = ops/s / SET ops/s in the same mode, this run; "
-              "other = CPUs used by other processes during the reported run)")
+        print("Throughput: median of %d runs per row. x SET = median over the runs of ops/s / SET ops/s "
+              "in the same mode and repetition. other = CPUs used by other processes during the median run."
+              % repeat)
         print(fmt_table(["command", "mode", "ops/s", "p50 ms", "p99 ms", "x SET", "target", "", "other"],
                         table, "llrrrrlll"))
         if noisy_rows:
