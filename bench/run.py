@@ -15,6 +15,9 @@ key; plus "pipelined full": random keys over a small key space whose sliding log
 In the hot and full modes every sliding-log key (RL.SLIDING and the Lua ZSET log) is pre-filled
 with `limit` entries at distinct milliseconds in a 1 h window, so each benchmarked call sees a full
 window (and is rejected). Each row runs --repeat times (interleaved); the median run is reported.
+Every run is bracketed by SET runs of the same mode, and its ratio to SET is taken against those
+two neighbours, so a drift in the machine's speed during the run does not skew the ratios. A run
+during which other processes used more than 0.15 CPU is repeated (--retries) after waiting for quiet.
 
 On a machine with 2+ CPUs the server is pinned to CPU 0 and redis-benchmark to CPU 1 (taskset),
 so they do not fight over one core. stdlib only.
@@ -635,43 +638,78 @@ def main():
             raise RuntimeError("\n".join(errors))
 
         results = {}   # (mode name, row name) -> list of runs
-        retried = 0
-        wait_budget = [args.wait if args.wait is not None else (0 if args.smoke else 300)]
+        state = {"retried": 0, "wait": args.wait if args.wait is not None else (0 if args.smoke else 300)}
+
+        def requests_for(row, mode):
+            n = base_n
+            if row.kind == "lua":
+                n //= 3
+            if mode.pipeline == 1:
+                n //= 3
+            return max(n, 10 * args.clients)
+
+        def measure(row, mode):
+            """One redis-benchmark run of a row, with the CPU used by other processes and error replies."""
+            n = requests_for(row, mode)
+            before = error_replies(r)
+            snap = cpu_snapshot(server.proc.pid)
+            res = run_benchmark(server.port, row.make_args(mode, shas), args.clients, n, mode.pipeline,
+                                mode.keyspace, bench_cpu)
+            res["other_cpu"] = other_cpu(snap, cpu_snapshot(server.proc.pid))
+            res["n"] = n
+            errs = error_replies(r) - before
+            if errs:
+                errors.append("%s [%s]: %d error replies during the run" % (row.label(mode), mode.name, errs))
+            return res
+
+        def quiet_again():
+            state["retried"] += 1
+            if state["wait"] > 0:
+                state["wait"] -= wait_quiet(server.proc.pid, state["wait"])
+
+        def measure_set(set_row, mode):
+            """A SET run, repeated (up to --retries) while other processes are busy."""
+            for attempt in range(1 + args.retries):
+                if attempt:
+                    quiet_again()
+                res = measure(set_row, mode)
+                res["attempts"] = attempt + 1
+                if res["other_cpu"] <= NOISE_CPU:
+                    break
+            results.setdefault((mode.name, set_row.name), []).append(res)
+            return res
+
+        # Every row run is bracketed by SET runs of the same mode (SET, A, SET, B, SET, ...), and its
+        # ratio is ops/s over the mean of the two SETs around it: the machine's speed drifts (other
+        # guests, other processes), and the SETs seconds away see the same drift.
         t = time.time()
         for rep in range(repeat):
             for mode in modes:
-                for row in rows_for(mode, rows):
-                    n = base_n
-                    if row.kind == "lua":
-                        n //= 3
-                    if mode.pipeline == 1:
-                        n //= 3
-                    n = max(n, 10 * args.clients)
+                mode_rows = rows_for(mode, rows)
+                set_row = next(x for x in mode_rows if x.name == "SET")
+                before_set = measure_set(set_row, mode)
+                for row in mode_rows:
+                    if row is set_row:
+                        continue
                     best = None
                     for attempt in range(1 + args.retries):
-                        if attempt > 0 and wait_budget[0] > 0:   # the last run was noisy: wait for quiet first
-                            wait_budget[0] -= wait_quiet(server.proc.pid, wait_budget[0])
-                        before = error_replies(r)
-                        snap = cpu_snapshot(server.proc.pid)
-                        res = run_benchmark(server.port, row.make_args(mode, shas), args.clients, n, mode.pipeline,
-                                            mode.keyspace, bench_cpu)
-                        res["other_cpu"] = other_cpu(snap, cpu_snapshot(server.proc.pid))
-                        errs = error_replies(r) - before
-                        if errs:
-                            errors.append("%s [%s]: %d error replies during the run"
-                                          % (row.label(mode), mode.name, errs))
+                        if attempt:   # the last run was noisy: wait for quiet, re-measure the SET before it
+                            quiet_again()
+                            before_set = measure_set(set_row, mode)
+                        res = measure(row, mode)
                         res["attempts"] = attempt + 1
+                        res["set_before"] = before_set["rps"]
                         if best is None or res["other_cpu"] < best["other_cpu"]:
                             best = res
                         if res["other_cpu"] <= NOISE_CPU:
                             break
-                        if attempt < args.retries:
-                            retried += 1
-                    res = best
-                    res["n"] = n
-                    results.setdefault((mode.name, row.name), []).append(res)
+                    after_set = measure_set(set_row, mode)
+                    best["set_after"] = after_set["rps"]
+                    best["ratio"] = best["rps"] / ((best["set_before"] + best["set_after"]) / 2)
+                    results.setdefault((mode.name, row.name), []).append(best)
+                    before_set = after_set
             print("run %d/%d done (%.0fs, %d noisy runs repeated so far, %.0fs of waiting for quiet left)"
-                  % (rep + 1, repeat, time.time() - t, retried, wait_budget[0]))
+                  % (rep + 1, repeat, time.time() - t, state["retried"], state["wait"]))
             sys.stdout.flush()
         if not server.alive():
             raise RuntimeError("redis-server died during the run:\n" + server.log_tail())
@@ -682,17 +720,11 @@ def main():
         # ------------------------------------------------------------------ throughput table
         table, records, fails, passes, noisy_rows = [], [], [], 0, 0
         for mode in modes:
-            set_runs = results.get((mode.name, "SET"))
             for row in rows_for(mode, rows):
-                in_order = results[(mode.name, row.name)]
-                runs = sorted(in_order, key=lambda x: x["rps"])
+                runs = sorted(results[(mode.name, row.name)], key=lambda x: x["rps"])
                 med = runs[len(runs) // 2]   # the median run (upper median for an even count)
                 rps = med["rps"]
-                # Ratio to the SET run of the same repetition (seconds apart), median over repetitions:
-                # steadier than a ratio of medians when the machine's speed drifts during the run.
-                ratio = None
-                if set_runs:
-                    ratio = median_of([x["rps"] / y["rps"] for x, y in zip(in_order, set_runs)])
+                ratio = 1.0 if row.name == "SET" else median_of([x["ratio"] for x in runs])
                 target = row.target(mode)
                 verdict = ""
                 if target is not None and ratio is not None:
@@ -713,9 +745,9 @@ def main():
                                 "pass": (verdict == "PASS") if verdict else None,
                                 "runs": runs})
         print()
-        print("Throughput: median of %d runs per row. x SET = median over the runs of ops/s / SET ops/s "
-              "in the same mode and repetition. other = CPUs used by other processes during the median run."
-              % repeat)
+        print("Throughput: ops/s, p50, p99 of the median of %d runs per row (SET: of all its bracketing runs).\n"
+              "x SET = median over the runs of ops/s / mean ops/s of the SET runs just before and after it\n"
+              "(same mode). other = CPUs used by other processes during the median run." % repeat)
         print(fmt_table(["command", "mode", "ops/s", "p50 ms", "p99 ms", "x SET", "target", "", "other"],
                         table, "llrrrrlll"))
         if noisy_rows:
