@@ -5,7 +5,7 @@
 use std::ffi::{c_int, c_void, CString};
 use std::os::raw::c_longlong;
 use std::slice;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicPtr, Ordering};
 
 use redis_module::raw::{self, RedisModuleCtx, RedisModuleKey, RedisModuleString};
 
@@ -116,10 +116,11 @@ pub unsafe extern "C" fn load_state(ctx: *mut RedisModuleCtx, argv: *mut *mut Re
 unsafe fn run(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int, command: Command) -> c_int {
     let args = arguments(argv, argc);
     let bytes: Vec<&[u8]> = args.iter().skip(1).map(|&arg| string_bytes(arg)).collect();
-    let outcome = match (command.parse(&bytes), args.get(1)) {
-        (Ok(request), Some(&key)) => execute(ctx, key, &request).map(|decision| (request, decision)),
-        (Err(message), _) => Err(message),
-        (Ok(_), None) => Err("ERR wrong number of arguments".into()),
+    let outcome = match command.parse(&bytes) {
+        // parse() requires the key, so args[1] exists.
+        Ok(request) if args.len() > 1 => execute(ctx, args, command, &request).map(|decision| (request, decision)),
+        Ok(_) => Err("ERR wrong number of arguments".into()),
+        Err(message) => Err(message),
     };
     match outcome {
         Ok((request, decision)) => {
@@ -148,8 +149,14 @@ unsafe fn notify(ctx: *mut RedisModuleCtx, event: &std::ffi::CStr, key: *mut Red
     }
 }
 
-unsafe fn execute(ctx: *mut RedisModuleCtx, key_name: *mut RedisModuleString, request: &Request) -> Result<Decision, String> {
-    let key = Key::open(ctx, key_name);
+/// Decides `request` on the key at args[1]; writes, expires and replicates an admitted write.
+unsafe fn execute(
+    ctx: *mut RedisModuleCtx,
+    args: &[*mut RedisModuleString],
+    command: Command,
+    request: &Request,
+) -> Result<Decision, String> {
+    let key = Key::open(ctx, args[1]);
     let now = request.at_ms.unwrap_or_else(clock_ms);
     let cost = request.cost;
     let commit = !request.dryrun && cost > 0;
@@ -175,47 +182,65 @@ unsafe fn execute(ctx: *mut RedisModuleCtx, key_name: *mut RedisModuleString, re
     };
     if decision.allowed && commit {
         key.set_abs_expire(decision.at_ms + decision.reset_after_ms);
-        replicate(ctx, key_name, request, &decision);
+        replicate(ctx, args, command, request, decision.at_ms);
     }
     Ok(decision)
 }
 
 /// Replicas and the AOF get the same call with the effective time pinned by AT, so they reach
 /// exactly the master's state whatever their clock and however late they apply it.
-unsafe fn replicate(ctx: *mut RedisModuleCtx, key: *mut RedisModuleString, request: &Request, decision: &Decision) {
-    let Some(replicate) = raw::RedisModule_Replicate else { return };
-    let command = request.spec.algorithm().command_cstr();
-    let cost = request.cost as c_longlong;
-    let at = decision.at_ms as c_longlong;
-    let (values, count) = request.spec.positional();
-    match values[..count] {
-        [a, b, c] => replicate(
-            ctx,
-            command.as_ptr(),
-            c"slllclcl".as_ptr(),
-            key,
-            a as c_longlong,
-            b as c_longlong,
-            c as c_longlong,
-            c"COST".as_ptr(),
-            cost,
-            c"AT".as_ptr(),
-            at,
-        ),
-        [a, b] => replicate(
-            ctx,
-            command.as_ptr(),
-            c"sllclcl".as_ptr(),
-            key,
-            a as c_longlong,
-            b as c_longlong,
-            c"COST".as_ptr(),
-            cost,
-            c"AT".as_ptr(),
-            at,
-        ),
-        _ => 0,
+/// Built from strings that already exist (the caller's arguments, the words below) with the `v`
+/// format, so the common case allocates only the AT value: RM_Replicate's `l`/`c` formats
+/// allocate per argument and dominated the command's cost.
+unsafe fn replicate(ctx: *mut RedisModuleCtx, args: &[*mut RedisModuleString], command: Command, request: &Request, at_ms: i64) {
+    let (Some(replicate), Some(from_number), Some(free)) =
+        (raw::RedisModule_Replicate, raw::RedisModule_CreateStringFromLongLong, raw::RedisModule_FreeString)
+    else {
+        return;
     };
+    let words = [&COST_WORD, &AT_WORD, &ONE_WORD].map(|w| w.load(Ordering::Relaxed));
+    if words.iter().any(|w| w.is_null()) {
+        return;
+    }
+    let [cost_word, at_word, one] = words;
+    // Strings created here (at most 3 parameters, cost, AT), freed after replicating.
+    let mut owned: [*mut RedisModuleString; 5] = [std::ptr::null_mut(); 5];
+    let mut owned_count = 0;
+    let mut number = |value: u64| {
+        let s = from_number(std::ptr::null_mut(), value as c_longlong);
+        owned[owned_count] = s;
+        owned_count += 1;
+        s
+    };
+    let mut argv: [*mut RedisModuleString; 8] = [std::ptr::null_mut(); 8];
+    argv[0] = args[1];
+    let (values, count) = request.spec.positional();
+    for i in 0..count {
+        // RL.* parameters replicate as sent (parsed strictly, so they read back identically);
+        // CL.THROTTLE's are converted (seconds to ms), so they are spelled out.
+        argv[1 + i] = if command.replicates_own_parameters() { args[2 + i] } else { number(values[i]) };
+    }
+    argv[1 + count] = cost_word;
+    argv[2 + count] = if request.cost == 1 { one } else { number(request.cost) };
+    argv[3 + count] = at_word;
+    argv[4 + count] = number(at_ms as u64);
+    replicate(ctx, request.spec.algorithm().command_cstr().as_ptr(), c"v".as_ptr(), argv.as_mut_ptr(), 5 + count);
+    for s in owned.into_iter().filter(|s| !s.is_null()) {
+        free(std::ptr::null_mut(), s);
+    }
+}
+
+/// Words of the replicated form, created once at load (`create_replication_words`) and kept.
+static COST_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+static AT_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+static ONE_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+
+pub fn create_replication_words() {
+    let Some(create) = (unsafe { raw::RedisModule_CreateString }) else { return };
+    for (word, text) in [(&COST_WORD, "COST"), (&AT_WORD, "AT"), (&ONE_WORD, "1")] {
+        let s = unsafe { create(std::ptr::null_mut(), text.as_ptr().cast(), text.len()) };
+        word.store(s, Ordering::Relaxed);
+    }
 }
 
 /// Server time in ms: the per-command cached clock where the server has it (7.2+), else the live one.

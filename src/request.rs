@@ -51,6 +51,12 @@ impl Command {
         }
     }
 
+    /// Whether the command's own positional arguments are the replicated command's (RL.*), or
+    /// must be converted (CL.THROTTLE replicates as RL.GCRA with the period in ms).
+    pub fn replicates_own_parameters(self) -> bool {
+        self != Command::ClThrottle
+    }
+
     /// Keyspace event name sent for an admitted write.
     pub fn event(self) -> &'static std::ffi::CStr {
         match self {
