@@ -5,7 +5,7 @@
 //! arrival time (TAT) in the same units, stored as whole ms + a fraction in 1/rate ms.
 //! The delay variation tolerance is T * (burst + 1), so a burst of burst + 1 passes at once.
 
-use super::{ceil_div, Decision, MAX_PERIOD_MS, MAX_TIME_MS, MAX_UNITS};
+use super::{ceil_div, within, Decision, MAX_PERIOD_MS, MAX_TIME_MS, MAX_UNITS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
@@ -16,15 +16,9 @@ pub struct Params {
 
 impl Params {
     pub fn validate(&self) -> Result<(), &'static str> {
-        if self.burst >= MAX_UNITS {
-            return Err("burst");
-        }
-        if !(1..=MAX_UNITS).contains(&self.rate) {
-            return Err("rate");
-        }
-        if !(1..=MAX_PERIOD_MS).contains(&self.period_ms) {
-            return Err("period_ms");
-        }
+        within(self.burst, 0, MAX_UNITS - 1, "burst")?;
+        within(self.rate, 1, MAX_UNITS, "rate")?;
+        within(self.period_ms, 1, MAX_PERIOD_MS, "period_ms")?;
         if self.tolerance().div_ceil(u128::from(self.rate)) > u128::from(MAX_PERIOD_MS) {
             return Err("(burst + 1) * period_ms / rate");
         }

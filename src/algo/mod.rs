@@ -23,13 +23,17 @@ pub struct WindowParams {
 impl WindowParams {
     /// Checks the bounds; Err names the offending parameter.
     pub fn validate(&self) -> Result<(), &'static str> {
-        if !(1..=MAX_UNITS).contains(&self.limit) {
-            return Err("limit");
-        }
-        if !(1..=MAX_PERIOD_MS).contains(&self.window_ms) {
-            return Err("window_ms");
-        }
+        within(self.limit, 1, MAX_UNITS, "limit")?;
+        within(self.window_ms, 1, MAX_PERIOD_MS, "window_ms")
+    }
+}
+
+/// Ok when `min <= value <= max`, else Err(name): the building block of every `validate`.
+pub(crate) fn within(value: u64, min: u64, max: u64, name: &'static str) -> Result<(), &'static str> {
+    if (min..=max).contains(&value) {
         Ok(())
+    } else {
+        Err(name)
     }
 }
 

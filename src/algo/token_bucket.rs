@@ -4,7 +4,7 @@
 //! accrues exactly with integers. Stored as whole tokens + a fraction in 1/refill_ms, which keeps
 //! the struct 8-byte aligned and the whole-token count directly readable.
 
-use super::{ceil_div, Decision, MAX_PERIOD_MS, MAX_UNITS};
+use super::{ceil_div, within, Decision, MAX_PERIOD_MS, MAX_UNITS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
@@ -16,15 +16,9 @@ pub struct Params {
 impl Params {
     /// Checks the bounds that make every computation below overflow-free; the message names the culprit.
     pub fn validate(&self) -> Result<(), &'static str> {
-        if !(1..=MAX_UNITS).contains(&self.capacity) {
-            return Err("capacity");
-        }
-        if !(1..=MAX_UNITS).contains(&self.refill_tokens) {
-            return Err("refill_tokens");
-        }
-        if !(1..=MAX_PERIOD_MS).contains(&self.refill_ms) {
-            return Err("refill_ms");
-        }
+        within(self.capacity, 1, MAX_UNITS, "capacity")?;
+        within(self.refill_tokens, 1, MAX_UNITS, "refill_tokens")?;
+        within(self.refill_ms, 1, MAX_PERIOD_MS, "refill_ms")?;
         if self.full_refill_ms() > u128::from(MAX_PERIOD_MS) {
             return Err("capacity * refill_ms / refill_tokens");
         }
