@@ -549,7 +549,7 @@ def main():
     ap.add_argument("--module", default=os.environ.get("RL_MODULE", os.path.join(ROOT, "target/release/librl.so")))
     ap.add_argument("--repeat", type=int, default=None, help="runs per row, median reported (default 3, smoke 1)")
     ap.add_argument("--requests", type=int, default=None,
-                    help="-n for native pipelined rows (others scale from it; default 300000, smoke 10000)")
+                    help="-n for native pipelined rows (others scale from it; default 200000, smoke 10000)")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--full-keys", type=int, default=None, help="keys in the 'pipelined full' mode (default 100)")
     ap.add_argument("--only", default=None, help="regex: only rows whose name matches (SET always runs)")
@@ -567,7 +567,7 @@ def main():
     repeat = args.repeat or (1 if args.smoke else 3)
     if args.retries is None:
         args.retries = 0 if args.smoke else 2
-    base_n = args.requests or (10000 if args.smoke else 300000)
+    base_n = args.requests or (10000 if args.smoke else 200000)
     full_keys = args.full_keys or (5 if args.smoke else 100)
     if not os.path.exists(args.module):
         sys.exit("module not found: %s (run `make build`)" % args.module)
