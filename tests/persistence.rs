@@ -103,6 +103,8 @@ fn fixture_calls() -> Vec<String> {
         format!("RL.TOKENBUCKET tb 10 3 1000 COST 1 AT {}", t + 1500),
         format!("RL.FIXED fw 5 60000 COST 2 AT {t}"),
         format!("RL.SLIDING sl 100 60000 AT {t}"),
+        format!("RL.GCRA gc 4 3 10000 COST 2 AT {t}"),
+        format!("RL.GCRA gc 4 3 10000 AT {}", t + 1234),
     ];
     for i in 1..40 {
         calls.push(format!("RL.SLIDING sl 100 60000 COST {} AT {}", i % 3 + 1, t + i * i));
@@ -113,7 +115,7 @@ fn fixture_calls() -> Vec<String> {
 /// The replies a DRYRUN at FIXTURE_AT + 5000 gives on the fixture's keys.
 fn fixture_probe(con: &mut Connection) -> Vec<[i64; 5]> {
     let at = FIXTURE_AT + 5000;
-    ["RL.TOKENBUCKET tb 10 3 1000", "RL.FIXED fw 5 60000", "RL.SLIDING sl 100 60000"]
+    ["RL.TOKENBUCKET tb 10 3 1000", "RL.FIXED fw 5 60000", "RL.SLIDING sl 100 60000", "RL.GCRA gc 4 3 10000"]
         .iter()
         .map(|c| rl(con, &format!("{c} COST 2 DRYRUN AT {at}")))
         .collect()
