@@ -1,6 +1,7 @@
 //! Command glue, one generic path for every algorithm: parse, open the key, check its type,
 //! decide, write back with an absolute expiry, replicate a deterministic form, reply.
-//! Handlers are registered raw (see lib.rs) so the hot path allocates nothing per argument.
+//! Handlers are registered raw (see commands.rs): arguments are read in place, with no
+//! RedisString wrapper (retain + free) per argument.
 
 use std::ffi::{c_int, c_void, CString};
 use std::os::raw::c_longlong;
@@ -198,11 +199,8 @@ unsafe fn replicate(ctx: *mut RedisModuleCtx, args: &[*mut RedisModuleString], c
     else {
         return;
     };
-    let words = [&COST_WORD, &AT_WORD, &ONE_WORD].map(|w| w.load(Ordering::Relaxed));
-    if words.iter().any(|w| w.is_null()) {
-        return;
-    }
-    let [cost_word, at_word, one] = words;
+    // Created at load, which fails without them (`create_replication_words`).
+    let [cost_word, at_word, one] = [&COST_WORD, &AT_WORD, &ONE_WORD].map(|w| w.load(Ordering::Relaxed));
     // Strings created here (at most 3 parameters, cost, AT), freed after replicating.
     let mut owned: [*mut RedisModuleString; 5] = [std::ptr::null_mut(); 5];
     let mut owned_count = 0;
@@ -235,12 +233,18 @@ static COST_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_m
 static AT_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
 static ONE_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
 
-pub fn create_replication_words() {
-    let Some(create) = (unsafe { raw::RedisModule_CreateString }) else { return };
+/// Creates the words; false if the server could not (the module must not load then: it could
+/// not replicate).
+pub fn create_replication_words() -> bool {
+    let Some(create) = (unsafe { raw::RedisModule_CreateString }) else { return false };
     for (word, text) in [(&COST_WORD, "COST"), (&AT_WORD, "AT"), (&ONE_WORD, "1")] {
         let s = unsafe { create(std::ptr::null_mut(), text.as_ptr().cast(), text.len()) };
+        if s.is_null() {
+            return false;
+        }
         word.store(s, Ordering::Relaxed);
     }
+    true
 }
 
 /// Server time in ms: the per-command cached clock where the server has it (7.2+), else the live one.

@@ -27,7 +27,10 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
     if let Some(set_options) = unsafe { raw::RedisModule_SetModuleOptions } {
         unsafe { set_options(ctx.ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as std::ffi::c_int) };
     }
-    command::create_replication_words();
+    if !command::create_replication_words() {
+        ctx.log_warning("rl: could not create the strings of the replicated form");
+        return Status::Err;
+    }
     if let Err(name) = commands::register(ctx.ctx, config::TEST_CLOCK.load(Ordering::Relaxed), config::TEST_PANIC.load(Ordering::Relaxed)) {
         ctx.log_warning(&format!("rl: could not register {name}"));
         return Status::Err;
