@@ -30,6 +30,15 @@ impl Algorithm {
         }
     }
 
+    /// The positional parameters' names, in command order (errors and RL.INFO use them).
+    pub fn parameter_names(self) -> &'static [&'static str] {
+        match self {
+            Algorithm::TokenBucket => &["capacity", "refill_tokens", "refill_ms"],
+            Algorithm::FixedWindow | Algorithm::SlidingLog => &["limit", "window_ms"],
+            Algorithm::Gcra => &["burst", "rate", "period_ms"],
+        }
+    }
+
     /// Short name, as RL.INFO reports it.
     pub fn name(self) -> &'static str {
         match self {
@@ -155,11 +164,7 @@ impl Limiter {
         let spec = self.spec();
         let peek = self.clone().decide(&spec, now, 0, false, u64::MAX);
         let mut fields = vec![("algorithm", Field::Text(self.algorithm().name()))];
-        let names: &[&'static str] = match self {
-            Limiter::TokenBucket(_) => &["capacity", "refill_tokens", "refill_ms"],
-            Limiter::FixedWindow(_) | Limiter::SlidingLog(_) => &["limit", "window_ms"],
-            Limiter::Gcra(_) => &["burst", "rate", "period_ms"],
-        };
+        let names = self.algorithm().parameter_names();
         let (values, _) = spec.positional();
         fields.extend(names.iter().zip(values).map(|(name, v)| (*name, Field::Int(v as i64))));
         if let Limiter::SlidingLog(log) = self {

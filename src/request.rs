@@ -79,11 +79,7 @@ impl Command {
 
 /// Parses an RL.* algorithm command's `args` (everything after the command name, the key first).
 fn parse(algorithm: Algorithm, args: &[&[u8]]) -> Result<Request, String> {
-    let names: &[&str] = match algorithm {
-        Algorithm::TokenBucket => &["capacity", "refill_tokens", "refill_ms"],
-        Algorithm::FixedWindow | Algorithm::SlidingLog => &["limit", "window_ms"],
-        Algorithm::Gcra => &["burst", "rate", "period_ms"],
-    };
+    let names = algorithm.parameter_names();
     if args.len() < 1 + names.len() {
         return Err(format!("ERR wrong number of arguments for '{}' command", algorithm.command()));
     }
