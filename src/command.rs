@@ -13,6 +13,7 @@ use redis_module::raw::{self, RedisModuleCtx, RedisModuleKey, RedisModuleString}
 use crate::algo::Decision;
 use crate::datatype::{self, LIMITER_TYPE};
 use crate::limiter::{Field, Limiter};
+use crate::stored::StoredLimiter;
 use crate::request::{Command, ReplyFormat, Request};
 use crate::stats::{self, Outcome};
 
@@ -52,10 +53,10 @@ pub unsafe extern "C" fn info(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisMod
         raw::reply_with_null(ctx);
         return OK;
     }
-    let Some(limiter) = key.limiter() else {
+    let Some(stored) = key.limiter() else {
         return reply_error(ctx, WRONGTYPE);
     };
-    let mut fields = limiter.describe(clock_ms());
+    let mut fields = stored.limiter().describe(clock_ms());
     fields.push(("ttl_ms", Field::Int(key.ttl_ms())));
     raw::reply_with_map(ctx, fields.len() as i64);
     for (name, value) in fields {
@@ -171,11 +172,11 @@ unsafe fn execute(
         }
         decision
     } else {
-        let limiter = key.limiter().ok_or(WRONGTYPE)?;
-        limiter.decide(&request.spec, now, cost, commit, max_entries).ok_or_else(|| {
+        let stored = key.limiter().ok_or(WRONGTYPE)?;
+        stored.update(|limiter| limiter.decide(&request.spec, now, cost, commit, max_entries)).ok_or_else(|| {
             format!(
                 "WRONGTYPE key holds {} limiter; {} needs {} limiter",
-                limiter.algorithm().description(),
+                stored.algorithm().description(),
                 algorithm.command(),
                 algorithm.description()
             )
@@ -335,7 +336,7 @@ impl Key {
 
     /// The limiter stored here, or None when the key holds anything else.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn limiter(&self) -> Option<&mut Limiter> {
+    unsafe fn limiter(&self) -> Option<&mut StoredLimiter> {
         let (Some(get_type), Some(get_value)) = (raw::RedisModule_ModuleTypeGetType, raw::RedisModule_ModuleTypeGetValue)
         else {
             return None;
@@ -343,12 +344,12 @@ impl Key {
         if self.inner.is_null() || get_type(self.inner) != *LIMITER_TYPE.raw_type.borrow() {
             return None;
         }
-        get_value(self.inner).cast::<Limiter>().as_mut()
+        get_value(self.inner).cast::<StoredLimiter>().as_mut()
     }
 
     unsafe fn set_limiter(&self, limiter: Limiter) {
         if let Some(set_value) = raw::RedisModule_ModuleTypeSetValue {
-            let value = Box::into_raw(Box::new(limiter));
+            let value = Box::into_raw(Box::new(StoredLimiter::pack(limiter)));
             if set_value(self.inner, *LIMITER_TYPE.raw_type.borrow(), value.cast::<c_void>()) != OK {
                 drop(Box::from_raw(value));
             }

@@ -1,6 +1,7 @@
 //! The `rlLimiter` Redis data type: registration and every callback Redis calls on a value
 //! (RDB load/save, AOF rewrite, MEMORY USAGE, DEBUG DIGEST, COPY, free), plus the one
 //! serialization they share. Untrusted bytes (RDB, RESTORE, AOF) are fully validated on decode.
+//! A key's value is a `StoredLimiter` (stored.rs); the encoding is of the `Limiter` it holds.
 
 use std::ffi::{c_int, c_void};
 use std::os::raw::c_char;
@@ -12,6 +13,7 @@ use crate::algo::gcra::{self, Gcra};
 use crate::algo::sliding_log::{self, SlidingLog};
 use crate::algo::token_bucket::{self, TokenBucket};
 use crate::limiter::Limiter;
+use crate::stored::StoredLimiter;
 use crate::varint;
 
 /// RDB encoding version. Version 1: one string buffer holding `encode(limiter)`.
@@ -126,7 +128,7 @@ pub fn decode(bytes: &[u8]) -> Option<Limiter> {
             if entries.is_empty() {
                 return None;
             }
-            Limiter::SlidingLog(Box::new(SlidingLog::from_entries(params, entries)?))
+            Limiter::SlidingLog(SlidingLog::from_entries(params, entries)?)
         }
         _ => return None,
     };
@@ -142,7 +144,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
         return std::ptr::null_mut();
     };
     match decode(buffer.as_ref()) {
-        Some(limiter) => Box::into_raw(Box::new(limiter)).cast(),
+        Some(limiter) => Box::into_raw(Box::new(StoredLimiter::pack(limiter))).cast(),
         None => {
             redis_module::logging::log_warning("rl: refusing to load a corrupt limiter value");
             std::ptr::null_mut()
@@ -151,13 +153,11 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
 }
 
 unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
-    let limiter = &*value.cast::<Limiter>();
-    raw::save_slice(rdb, &encode(limiter));
+    raw::save_slice(rdb, &encode(&stored(value).limiter()));
 }
 
 unsafe extern "C" fn aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
-    let limiter = &*value.cast::<Limiter>();
-    let state = encode(limiter);
+    let state = encode(&stored(value).limiter());
     if let Some(emit) = raw::RedisModule_EmitAOF {
         // Redis appends the key's PEXPIREAT itself after this.
         emit(aof, c"RL.LOADSTATE".as_ptr(), c"sb".as_ptr(), key, state.as_ptr().cast::<c_char>(), state.len());
@@ -165,11 +165,11 @@ unsafe extern "C" fn aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::Re
 }
 
 unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
-    (*value.cast::<Limiter>()).mem_usage()
+    stored(value).mem_usage()
 }
 
 unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
-    let state = encode(&*value.cast::<Limiter>());
+    let state = encode(&stored(value).limiter());
     if let (Some(add), Some(end)) = (raw::RedisModule_DigestAddStringBuffer, raw::RedisModule_DigestEndSequence) {
         add(md, state.as_ptr().cast::<c_char>(), state.len());
         end(md);
@@ -177,7 +177,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
 }
 
 unsafe extern "C" fn free(value: *mut c_void) {
-    drop(Box::from_raw(value.cast::<Limiter>()));
+    drop(Box::from_raw(value.cast::<StoredLimiter>()));
 }
 
 unsafe extern "C" fn copy(
@@ -185,8 +185,12 @@ unsafe extern "C" fn copy(
     _to: *mut raw::RedisModuleString,
     value: *const c_void,
 ) -> *mut c_void {
-    let limiter = &*value.cast::<Limiter>();
-    Box::into_raw(Box::new(limiter.clone())).cast()
+    Box::into_raw(Box::new(stored(value).clone())).cast()
+}
+
+/// The value Redis hands a callback: always one this module created.
+unsafe fn stored<'a>(value: *const c_void) -> &'a StoredLimiter {
+    &*value.cast::<StoredLimiter>()
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `rl`: native, exact, atomic rate limiting commands for Redis.
 //! This file only registers things; see command.rs (glue), request.rs (arguments),
-//! limiter.rs + datatype.rs (the stored value) and algo/ (the pure algorithms).
+//! limiter.rs + stored.rs + datatype.rs (the stored value) and algo/ (the pure algorithms).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod algo;
@@ -11,6 +11,7 @@ mod datatype;
 mod limiter;
 mod request;
 mod stats;
+mod stored;
 mod varint;
 
 use std::ffi::CString;

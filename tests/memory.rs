@@ -6,7 +6,8 @@
 //!   keys are gone `used_memory` is back near its baseline (the module frees what it allocates,
 //!   through Redis's allocator, so a leak would show there) and does not grow across rounds;
 //! - eviction: with a small `maxmemory` and LRU/LFU/TTL/random policies, limiter keys are evicted
-//!   and the server stays healthy.
+//!   and the server stays healthy;
+//! - size: a limiter with everyday numbers takes no more than a short string key.
 
 mod common;
 use common::*;
@@ -308,4 +309,40 @@ fn eviction_of_limiter_keys_keeps_the_server_healthy() {
     // Room again: everything works without eviction.
     let _: () = redis::cmd("FLUSHALL").query(&mut con).expect("FLUSHALL");
     assert_eq!(rl(&mut con, &format!("RL.FIXED after 3 1000 AT {}", now_ms() + 60_000))[0], 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Size of a key
+// ---------------------------------------------------------------------------------------------
+
+fn memory_usage(con: &mut Connection, key: &str) -> i64 {
+    redis::cmd("MEMORY").arg("USAGE").arg(key).query(con).expect("MEMORY USAGE")
+}
+
+#[test]
+fn an_everyday_limiter_takes_no_more_memory_than_a_short_string() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    let _: () = redis::cmd("SET").arg("s1").arg("xxx").query(&mut con).expect("SET");
+    let string = memory_usage(&mut con, "s1");
+    let t = now_ms();
+    for (key, call) in [
+        ("k1", "RL.TOKENBUCKET k1 100 10 1000"),
+        ("k2", "RL.FIXED k2 100 60000"),
+        ("k3", "RL.GCRA k3 99 10 1000"),
+        ("k4", "RL.TOKENBUCKET k4 4294967295 4294967295 4294967295"),
+    ] {
+        rl(&mut con, &format!("{call} AT {t}"));
+        let usage = memory_usage(&mut con, key);
+        assert!(usage <= string, "{call}: {usage} bytes, `SET s1 xxx` takes {string}");
+    }
+    rl(&mut con, "CL.THROTTLE k5 15 30 60");
+    assert!(memory_usage(&mut con, "k5") <= string);
+    // Past 32-bit numbers the limiter is boxed: larger, still exact, and packed again once it fits.
+    rl(&mut con, &format!("RL.FIXED k2 4294967296 60000 AT {t}"));
+    assert!(memory_usage(&mut con, "k2") > string);
+    assert_eq!(rl(&mut con, &format!("RL.FIXED k2 4294967296 60000 DRYRUN AT {t}"))[2], 4294967293);
+    rl(&mut con, &format!("RL.FIXED k2 100 60000 AT {t}"));
+    assert!(memory_usage(&mut con, "k2") <= string);
+    assert_eq!(rl(&mut con, &format!("RL.FIXED k2 100 60000 DRYRUN AT {t}"))[2], 96);
 }

@@ -1,0 +1,207 @@
+//! A limiter as a key holds it in memory. A token bucket, fixed window or GCRA whose counts and
+//! periods fit in 32 bits (times keep 64) packs into 32 bytes: one jemalloc size class, so its key
+//! costs what a short string key does (64 B with a short name). Anything larger, and every sliding
+//! log, is boxed. Packing is lossless, so the algorithms and the RDB encoding only see `Limiter`.
+
+use crate::algo::{fixed_window, gcra, token_bucket};
+use crate::limiter::{Algorithm, Limiter};
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredLimiter {
+    TokenBucket { capacity: u32, refill_tokens: u32, refill_ms: u32, tokens: u32, fraction: u32, last_ms: i64 },
+    FixedWindow { limit: u32, window_ms: u32, count: u32, window_start_ms: i64, last_ms: i64 },
+    /// The TAT's whole ms are kept relative to the last write, which leaves room for the fraction.
+    Gcra { burst: u32, rate: u32, period_ms: u32, tat_fraction: u32, tat_offset_ms: i32, last_ms: i64 },
+    Boxed(Box<Limiter>),
+}
+
+// The point of packing: the tag shares the first word with the 32-bit fields.
+const _: () = assert!(std::mem::size_of::<StoredLimiter>() == 32);
+
+impl StoredLimiter {
+    pub fn pack(limiter: Limiter) -> Self {
+        Self::try_pack(&limiter).unwrap_or_else(|| StoredLimiter::Boxed(Box::new(limiter)))
+    }
+
+    fn try_pack(limiter: &Limiter) -> Option<Self> {
+        let small = |v: u64| u32::try_from(v).ok();
+        Some(match limiter {
+            Limiter::TokenBucket(b) => StoredLimiter::TokenBucket {
+                capacity: small(b.params.capacity)?,
+                refill_tokens: small(b.params.refill_tokens)?,
+                refill_ms: small(b.params.refill_ms)?,
+                tokens: small(b.tokens)?,
+                fraction: small(b.fraction)?,
+                last_ms: b.last_ms,
+            },
+            Limiter::FixedWindow(w) => StoredLimiter::FixedWindow {
+                limit: small(w.params.limit)?,
+                window_ms: small(w.params.window_ms)?,
+                count: small(w.count)?,
+                window_start_ms: w.window_start_ms,
+                last_ms: w.last_ms,
+            },
+            Limiter::Gcra(g) => StoredLimiter::Gcra {
+                burst: small(g.params.burst)?,
+                rate: small(g.params.rate)?,
+                period_ms: small(g.params.period_ms)?,
+                tat_fraction: small(g.tat_fraction)?,
+                tat_offset_ms: i32::try_from(g.tat_ms.checked_sub(g.last_ms)?).ok()?,
+                last_ms: g.last_ms,
+            },
+            Limiter::SlidingLog(_) => return None,
+        })
+    }
+
+    /// The limiter, borrowed when boxed, rebuilt (a few words) when packed.
+    pub fn limiter(&self) -> Cow<'_, Limiter> {
+        let limiter = match *self {
+            StoredLimiter::Boxed(ref limiter) => return Cow::Borrowed(limiter),
+            StoredLimiter::TokenBucket { capacity, refill_tokens, refill_ms, tokens, fraction, last_ms } => {
+                Limiter::TokenBucket(token_bucket::TokenBucket {
+                    params: token_bucket::Params {
+                        capacity: capacity.into(),
+                        refill_tokens: refill_tokens.into(),
+                        refill_ms: refill_ms.into(),
+                    },
+                    tokens: tokens.into(),
+                    fraction: fraction.into(),
+                    last_ms,
+                })
+            }
+            StoredLimiter::FixedWindow { limit, window_ms, count, window_start_ms, last_ms } => {
+                Limiter::FixedWindow(fixed_window::FixedWindow {
+                    params: fixed_window::Params { limit: limit.into(), window_ms: window_ms.into() },
+                    window_start_ms,
+                    count: count.into(),
+                    last_ms,
+                })
+            }
+            StoredLimiter::Gcra { burst, rate, period_ms, tat_fraction, tat_offset_ms, last_ms } => {
+                Limiter::Gcra(gcra::Gcra {
+                    params: gcra::Params { burst: burst.into(), rate: rate.into(), period_ms: period_ms.into() },
+                    tat_ms: last_ms + i64::from(tat_offset_ms),
+                    tat_fraction: tat_fraction.into(),
+                    last_ms,
+                })
+            }
+        };
+        Cow::Owned(limiter)
+    }
+
+    /// Runs `change` on the limiter and stores the result in the form it now needs, so a key's
+    /// memory depends only on its state (a boxed bucket lowered to small numbers packs again).
+    pub fn update<R>(&mut self, change: impl FnOnce(&mut Limiter) -> R) -> R {
+        if let StoredLimiter::Boxed(limiter) = self {
+            let result = change(limiter);
+            if let Some(packed) = Self::try_pack(limiter) {
+                *self = packed;
+            }
+            return result;
+        }
+        let mut limiter = self.limiter().into_owned();
+        let result = change(&mut limiter);
+        *self = Self::pack(limiter);
+        result
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            StoredLimiter::TokenBucket { .. } => Algorithm::TokenBucket,
+            StoredLimiter::FixedWindow { .. } => Algorithm::FixedWindow,
+            StoredLimiter::Gcra { .. } => Algorithm::Gcra,
+            StoredLimiter::Boxed(limiter) => limiter.algorithm(),
+        }
+    }
+
+    /// Bytes this value holds, for MEMORY USAGE.
+    pub fn mem_usage(&self) -> usize {
+        let boxed = match self {
+            StoredLimiter::Boxed(limiter) => std::mem::size_of::<Limiter>() + limiter.heap_bytes(),
+            _ => 0,
+        };
+        std::mem::size_of::<Self>() + boxed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limiter::Spec;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn is_packed(stored: &StoredLimiter) -> bool {
+        !matches!(stored, StoredLimiter::Boxed(_))
+    }
+
+    /// Parameters around the 32-bit edge, so both forms and the switches between them occur.
+    fn random_spec(rng: &mut StdRng) -> Spec {
+        let mut n = |low: u64| {
+            let edge = u64::from(u32::MAX);
+            match rng.gen_range(0..4) {
+                0 => rng.gen_range(low..=20),
+                1 => rng.gen_range(edge - 3..=edge + 3),
+                2 => rng.gen_range(low..=1_000_000),
+                _ => rng.gen_range(low..=crate::algo::MAX_PERIOD_MS),
+            }
+        };
+        let spec = match n(0) % 3 {
+            0 => Spec::TokenBucket(token_bucket::Params { capacity: n(1), refill_tokens: n(1), refill_ms: n(1) }),
+            1 => Spec::FixedWindow(fixed_window::Params { limit: n(1), window_ms: n(1) }),
+            _ => Spec::Gcra(gcra::Params { burst: n(0), rate: n(1), period_ms: n(1) }),
+        };
+        if spec.validate().is_ok() {
+            spec
+        } else {
+            Spec::FixedWindow(fixed_window::Params { limit: 3, window_ms: 10 })
+        }
+    }
+
+    #[test]
+    fn packing_is_lossless_and_used_whenever_the_numbers_fit() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for _ in 0..300 {
+            let first = random_spec(&mut rng);
+            let mut model = Limiter::new(&first, T0);
+            let mut stored = StoredLimiter::pack(model.clone());
+            let mut now = T0;
+            for _ in 0..60 {
+                // Same algorithm, sometimes reconfigured; time mostly forward, sometimes back.
+                let spec = match random_spec(&mut rng) {
+                    s if s.algorithm() == first.algorithm() && rng.gen_ratio(1, 4) => s,
+                    _ => first,
+                };
+                now += rng.gen_range(-1_000..100_000_000);
+                let cost = rng.gen_range(0..=3) * rng.gen_range(1..=u64::from(u32::MAX) + 9);
+                let expected = model.decide(&spec, now, cost, true, u64::MAX);
+                assert_eq!(stored.update(|l| l.decide(&spec, now, cost, true, u64::MAX)), expected);
+                assert_eq!(*stored.limiter(), model);
+                assert_eq!(stored.algorithm(), model.algorithm());
+                assert_eq!(is_packed(&stored), StoredLimiter::try_pack(&model).is_some());
+            }
+        }
+    }
+
+    #[test]
+    fn small_limiters_take_32_bytes_and_large_ones_are_boxed() {
+        let small = [
+            Spec::TokenBucket(token_bucket::Params { capacity: 100, refill_tokens: 10, refill_ms: 1000 }),
+            Spec::FixedWindow(fixed_window::Params { limit: 100, window_ms: 60_000 }),
+            Spec::Gcra(gcra::Params { burst: 99, rate: 10, period_ms: 1000 }),
+        ];
+        for spec in small {
+            let stored = StoredLimiter::pack(Limiter::new(&spec, T0));
+            assert!(is_packed(&stored), "{spec:?}");
+            assert_eq!(stored.mem_usage(), 32);
+        }
+        let large = Spec::FixedWindow(fixed_window::Params { limit: 1 << 40, window_ms: 60_000 });
+        let stored = StoredLimiter::pack(Limiter::new(&large, T0));
+        assert!(!is_packed(&stored));
+        assert!(stored.mem_usage() > 32);
+        let log = Spec::SlidingLog(crate::algo::sliding_log::Params { limit: 10, window_ms: 1000 });
+        assert!(!is_packed(&StoredLimiter::pack(Limiter::new(&log, T0))));
+    }
+}
