@@ -160,7 +160,6 @@ pub fn register(ctx: *mut raw::RedisModuleCtx, test_clock: bool, test_panic: boo
         if created != raw::REDISMODULE_OK as c_int {
             return Err(name);
         }
-        // Redis copies the info; the leaked vectors are a few hundred bytes, once per load.
         if unsafe { set_info(ctx, doc) }.is_err() {
             return Err(name);
         }
@@ -168,6 +167,7 @@ pub fn register(ctx: *mut raw::RedisModuleCtx, test_clock: bool, test_panic: boo
     Ok(())
 }
 
+/// RM_SetCommandInfo copies everything it is given, so the structures here live only for the call.
 unsafe fn set_info(ctx: *mut raw::RedisModuleCtx, doc: &CommandDoc) -> Result<(), ()> {
     let (Some(get_command), Some(set_command_info)) = (raw::RedisModule_GetCommand, raw::RedisModule_SetCommandInfo)
     else {
@@ -177,15 +177,14 @@ unsafe fn set_info(ctx: *mut raw::RedisModuleCtx, doc: &CommandDoc) -> Result<()
     if command.is_null() {
         return Err(());
     }
-    let version = Box::leak(Box::new(raw::RedisModuleCommandInfoVersion {
+    let mut version = raw::RedisModuleCommandInfoVersion {
         version: 1,
         sizeof_historyentry: std::mem::size_of::<raw::RedisModuleCommandHistoryEntry>(),
         sizeof_keyspec: std::mem::size_of::<KeySpec>(),
         sizeof_arg: std::mem::size_of::<Arg>(),
-    }));
-    let key_specs: *mut KeySpec = if doc.key_flags == 0 {
-        ptr::null_mut()
-    } else {
+    };
+    let mut key_specs: Vec<KeySpec> = Vec::new();
+    if doc.key_flags != 0 {
         let mut spec: KeySpec = std::mem::zeroed();
         spec.flags = u64::from(doc.key_flags);
         spec.begin_search_type = raw::RedisModuleKeySpecBeginSearchType_REDISMODULE_KSPEC_BS_INDEX;
@@ -195,18 +194,18 @@ unsafe fn set_info(ctx: *mut raw::RedisModuleCtx, doc: &CommandDoc) -> Result<()
         spec.fk.range.keystep = 1;
         spec.fk.range.limit = 0;
         // Zeroed terminator.
-        Box::leak(vec![spec, std::mem::zeroed()].into_boxed_slice()).as_mut_ptr()
-    };
+        key_specs = vec![spec, std::mem::zeroed()];
+    }
     let mut args: Vec<Arg> = doc.args.iter().map(|a| arg(a)).collect();
     args.push(std::mem::zeroed());
     let mut info: raw::RedisModuleCommandInfo = std::mem::zeroed();
-    info.version = version;
+    info.version = &mut version;
     info.summary = doc.summary.as_ptr();
     info.complexity = doc.complexity.as_ptr();
     info.since = c"0.1.0".as_ptr();
     info.arity = doc.arity;
-    info.key_specs = key_specs;
-    info.args = Box::leak(args.into_boxed_slice()).as_mut_ptr();
+    info.key_specs = if key_specs.is_empty() { ptr::null_mut() } else { key_specs.as_mut_ptr() };
+    info.args = args.as_mut_ptr();
     if set_command_info(command, &info) == raw::REDISMODULE_OK as c_int {
         Ok(())
     } else {
