@@ -117,8 +117,19 @@ pub unsafe extern "C" fn load_state(ctx: *mut RedisModuleCtx, argv: *mut *mut Re
 
 unsafe fn run(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int, command: Command) -> c_int {
     let args = arguments(argv, argc);
-    let bytes: Vec<&[u8]> = args.iter().skip(1).map(|&arg| string_bytes(arg)).collect();
-    let outcome = match command.parse(&bytes) {
+    // A valid call has at most 9 arguments after the name: no allocation for those.
+    let mut on_stack: [&[u8]; 12] = [&[]; 12];
+    let on_heap: Vec<&[u8]>;
+    let bytes: &[&[u8]] = if args.len() <= on_stack.len() {
+        for (slot, &arg) in on_stack.iter_mut().zip(args.iter().skip(1)) {
+            *slot = string_bytes(arg);
+        }
+        &on_stack[..args.len().saturating_sub(1)]
+    } else {
+        on_heap = args.iter().skip(1).map(|&arg| string_bytes(arg)).collect();
+        &on_heap
+    };
+    let outcome = match command.parse(bytes) {
         // parse() requires the key, so args[1] exists.
         Ok(request) if args.len() > 1 => execute(ctx, args, command, &request).map(|decision| (request, decision)),
         Ok(_) => Err("ERR wrong number of arguments".into()),
@@ -192,8 +203,8 @@ unsafe fn execute(
 /// Replicas and the AOF get the same call with the effective time pinned by AT, so they reach
 /// exactly the master's state whatever their clock and however late they apply it.
 /// Built from strings that already exist (the caller's arguments, the words below) with the `v`
-/// format, so the common case allocates only the AT value: RM_Replicate's `l`/`c` formats
-/// allocate per argument and dominated the command's cost.
+/// format, so the common case creates no string (the AT value is reused while the ms repeats):
+/// RM_Replicate's `l`/`c` formats allocate per argument and dominated the command's cost.
 unsafe fn replicate(ctx: *mut RedisModuleCtx, args: &[*mut RedisModuleString], command: Command, request: &Request, at_ms: i64) {
     let (Some(replicate), Some(from_number), Some(free)) =
         (raw::RedisModule_Replicate, raw::RedisModule_CreateStringFromLongLong, raw::RedisModule_FreeString)
@@ -202,8 +213,8 @@ unsafe fn replicate(ctx: *mut RedisModuleCtx, args: &[*mut RedisModuleString], c
     };
     // Created at load, which fails without them (`create_replication_words`).
     let [cost_word, at_word, one] = [&COST_WORD, &AT_WORD, &ONE_WORD].map(|w| w.load(Ordering::Relaxed));
-    // Strings created here (at most 3 parameters, cost, AT), freed after replicating.
-    let mut owned: [*mut RedisModuleString; 5] = [std::ptr::null_mut(); 5];
+    // Strings created here (at most 3 parameters and the cost), freed after replicating.
+    let mut owned: [*mut RedisModuleString; 4] = [std::ptr::null_mut(); 4];
     let mut owned_count = 0;
     let mut number = |value: u64| {
         let s = from_number(std::ptr::null_mut(), value as c_longlong);
@@ -222,12 +233,36 @@ unsafe fn replicate(ctx: *mut RedisModuleCtx, args: &[*mut RedisModuleString], c
     argv[1 + count] = cost_word;
     argv[2 + count] = if request.cost == 1 { one } else { number(request.cost) };
     argv[3 + count] = at_word;
-    argv[4 + count] = number(at_ms as u64);
+    argv[4 + count] = at_string(at_ms, from_number, free);
     replicate(ctx, request.spec.algorithm().command_cstr().as_ptr(), c"v".as_ptr(), argv.as_mut_ptr(), 5 + count);
     for s in owned.into_iter().filter(|s| !s.is_null()) {
         free(std::ptr::null_mut(), s);
     }
 }
+
+/// The replicated AT value as a string, reused while calls share the same ms (most do under load).
+/// Redis takes its own reference to what it replicates, so replacing the cached one is safe.
+unsafe fn at_string(
+    at_ms: i64,
+    from_number: unsafe extern "C" fn(*mut RedisModuleCtx, c_longlong) -> *mut RedisModuleString,
+    free: unsafe extern "C" fn(*mut RedisModuleCtx, *mut RedisModuleString),
+) -> *mut RedisModuleString {
+    let cached = LAST_AT.load(Ordering::Relaxed);
+    if cached.is_null() || LAST_AT_MS.load(Ordering::Relaxed) != at_ms {
+        let fresh = from_number(std::ptr::null_mut(), at_ms as c_longlong);
+        if !cached.is_null() {
+            free(std::ptr::null_mut(), cached);
+        }
+        LAST_AT.store(fresh, Ordering::Relaxed);
+        LAST_AT_MS.store(at_ms, Ordering::Relaxed);
+        return fresh;
+    }
+    cached
+}
+
+// Only touched from commands, which Redis runs one at a time on its main thread.
+static LAST_AT: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+static LAST_AT_MS: AtomicI64 = AtomicI64::new(-1);
 
 /// Words of the replicated form, created once at load (`create_replication_words`) and kept.
 static COST_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
