@@ -4,7 +4,7 @@
 //! RedisString wrapper (retain + free) per argument.
 
 use std::ffi::{c_int, c_void, CString};
-use std::os::raw::c_longlong;
+use std::os::raw::{c_char, c_longlong};
 use std::slice;
 use std::sync::atomic::{AtomicI64, AtomicPtr, Ordering};
 
@@ -175,10 +175,20 @@ unsafe fn execute(
     let commit = !request.dryrun && cost > 0;
     let max_entries = crate::config::max_sliding_entries();
     let algorithm = request.spec.algorithm();
-    let decision = if key.is_empty() {
-        let mut limiter = Limiter::new(&request.spec, now);
+    // A limiter redis-cell left in a string key, for CL.THROTTLE: taken over on the first write.
+    let cell_tat_ns = if command.adopts_cell_keys() { key.string_integer(ctx, args[1]) } else { None };
+    // The state that replaces such a string, replicated as a whole (a replica's RL.GCRA would
+    // refuse the string).
+    let mut taken_over: Option<Vec<u8>> = None;
+    let decision = if key.is_empty() || cell_tat_ns.is_some() {
+        let mut limiter = match cell_tat_ns {
+            Some(tat_ns) => Limiter::from_cell(&request.spec, tat_ns, now),
+            None => Some(Limiter::new(&request.spec, now)),
+        }
+        .ok_or("ERR time out of range")?;
         let decision = limiter.decide(&request.spec, now, cost, commit, max_entries).ok_or("ERR internal algorithm mismatch")?;
         if decision.allowed && commit {
+            taken_over = cell_tat_ns.map(|_| datatype::encode(&limiter));
             key.set_limiter(limiter);
         }
         decision
@@ -194,8 +204,12 @@ unsafe fn execute(
         })?
     };
     if decision.allowed && commit {
-        key.set_abs_expire(decision.at_ms + decision.reset_after_ms);
-        replicate(ctx, args, command, request, decision.at_ms);
+        let expire_at = decision.at_ms + decision.reset_after_ms;
+        key.set_abs_expire(expire_at);
+        match taken_over {
+            Some(state) => replicate_replacement(ctx, args[1], &state, expire_at),
+            None => replicate(ctx, args, command, request, decision.at_ms),
+        }
     }
     Ok(decision)
 }
@@ -238,6 +252,15 @@ unsafe fn replicate(ctx: *mut RedisModuleCtx, args: &[*mut RedisModuleString], c
     for s in owned.into_iter().filter(|s| !s.is_null()) {
         free(std::ptr::null_mut(), s);
     }
+}
+
+/// A string key replaced by a limiter: `DEL`, `RL.LOADSTATE` of the new state, `PEXPIREAT`, which
+/// Redis wraps in MULTI/EXEC. Rare (once per key taken over), so allocating here is fine.
+unsafe fn replicate_replacement(ctx: *mut RedisModuleCtx, key: *mut RedisModuleString, state: &[u8], expire_at: i64) {
+    let Some(replicate) = raw::RedisModule_Replicate else { return };
+    replicate(ctx, c"DEL".as_ptr(), c"s".as_ptr(), key);
+    replicate(ctx, c"RL.LOADSTATE".as_ptr(), c"sb".as_ptr(), key, state.as_ptr().cast::<c_char>(), state.len());
+    replicate(ctx, c"PEXPIREAT".as_ptr(), c"sl".as_ptr(), key, expire_at as c_longlong);
 }
 
 /// The replicated AT value as a string, reused while calls share the same ms (most do under load).
@@ -367,6 +390,31 @@ impl Key {
     unsafe fn is_empty(&self) -> bool {
         self.inner.is_null()
             || raw::RedisModule_KeyType.is_none_or(|f| f(self.inner) == raw::REDISMODULE_KEYTYPE_EMPTY as c_int)
+    }
+
+    /// The decimal integer a string key holds; None for anything else. Read with GET because
+    /// RM_StringDMA would re-encode an int-encoded string, a change on a call that may write nothing.
+    unsafe fn string_integer(&self, ctx: *mut RedisModuleCtx, name: *mut RedisModuleString) -> Option<u64> {
+        let (Some(key_type), Some(call), Some(string_ptr), Some(free_reply)) = (
+            raw::RedisModule_KeyType,
+            raw::RedisModule_Call,
+            raw::RedisModule_CallReplyStringPtr,
+            raw::RedisModule_FreeCallReply,
+        ) else {
+            return None;
+        };
+        if self.inner.is_null() || key_type(self.inner) != raw::REDISMODULE_KEYTYPE_STRING as c_int {
+            return None;
+        }
+        let reply = call(ctx, c"GET".as_ptr(), c"s".as_ptr(), name);
+        if reply.is_null() {
+            return None;
+        }
+        let mut len = 0;
+        let ptr = string_ptr(reply, &mut len);
+        let value = if ptr.is_null() { None } else { crate::request::parse_u64(slice::from_raw_parts(ptr.cast::<u8>(), len)) };
+        free_reply(reply);
+        value
     }
 
     /// The limiter stored here, or None when the key holds anything else.

@@ -125,6 +125,15 @@ impl Limiter {
         }
     }
 
+    /// A GCRA taken over from a string key redis-cell left (`Gcra::from_cell_tat`); None for
+    /// another algorithm.
+    pub fn from_cell(spec: &Spec, tat_ns: u64, now: i64) -> Option<Limiter> {
+        match spec {
+            Spec::Gcra(p) => Gcra::from_cell_tat(*p, tat_ns, now).map(Limiter::Gcra),
+            _ => None,
+        }
+    }
+
     pub fn algorithm(&self) -> Algorithm {
         match self {
             Limiter::TokenBucket(_) => Algorithm::TokenBucket,

@@ -57,6 +57,12 @@ impl Command {
         self != Command::ClThrottle
     }
 
+    /// Whether a string key holding an integer is taken for a limiter redis-cell left (its TAT in
+    /// ns), as redis-cell itself reads it. RL.* commands answer WRONGTYPE on any string.
+    pub fn adopts_cell_keys(self) -> bool {
+        self == Command::ClThrottle
+    }
+
     /// Keyspace event name sent for an admitted write.
     pub fn event(self) -> &'static std::ffi::CStr {
         match self {
@@ -166,7 +172,7 @@ fn bound_error(name: &str) -> String {
 }
 
 /// Strict unsigned decimal: digits only (no sign, spaces or fraction), fits u64.
-fn parse_u64(bytes: &[u8]) -> Option<u64> {
+pub fn parse_u64(bytes: &[u8]) -> Option<u64> {
     if bytes.is_empty() || bytes.len() > 20 || !bytes.iter().all(u8::is_ascii_digit) {
         return None;
     }

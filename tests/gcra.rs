@@ -133,3 +133,39 @@ fn errors_start_with_err_and_foreign_keys_are_wrongtype() {
     let err = rl_err(&mut con, "CL.THROTTLE f 1 1 60");
     assert!(err.starts_with("WRONGTYPE") && err.contains("fixed window"), "{err}");
 }
+
+#[test]
+fn cl_throttle_takes_over_the_string_keys_redis_cell_left() {
+    let server = Server::start_with_module_args(&["test-clock", "yes"], &[]);
+    let mut con = server.conn();
+    let now = now_ms() + 60_000;
+    let _: String = redis::cmd("RL.TESTCLOCK").arg(now).query(&mut con).expect("RL.TESTCLOCK");
+    let type_of = |con: &mut Connection, key: &str| -> String { redis::cmd("TYPE").arg(key).query(con).expect("TYPE") };
+    let set = |con: &mut Connection, key: &str, value: String| {
+        let _: () = redis::cmd("SET").arg(key).arg(value).arg("PX").arg(600_000).query(con).expect("SET");
+    };
+    // What redis-cell leaves after 2 of a burst of 5 (burst 4, 1 per 10 s): the TAT in ns, 20 s ahead.
+    let tat_ns = ((now + 20_000) as u64 * 1_000_000).to_string();
+    set(&mut con, "cell", tat_ns.clone());
+    let throttle = |con: &mut Connection, quantity: u64| -> Vec<i64> {
+        redis::cmd("CL.THROTTLE").arg("cell").arg(4).arg(1).arg(10).arg(quantity).query(con).expect("CL.THROTTLE")
+    };
+    // A peek and a rejected call read the state and leave the string as it is.
+    assert_eq!(throttle(&mut con, 0), vec![0, 5, 3, -1, 20]);
+    assert_eq!(throttle(&mut con, 4), vec![1, 5, 3, 10, 20]);
+    assert_eq!(type_of(&mut con, "cell"), "string");
+    let value: String = redis::cmd("GET").arg("cell").query(&mut con).expect("GET");
+    assert_eq!(value, tat_ns);
+    // The first admitted call continues from redis-cell's state and stores a limiter.
+    assert_eq!(throttle(&mut con, 1), vec![0, 5, 2, -1, 30]);
+    assert_eq!(type_of(&mut con, "cell"), "rlLimiter");
+    assert_eq!(rl(&mut con, &format!("RL.GCRA cell 4 1 10000 COST 0 AT {now}")), [1, 5, 2, -1, 30_000]);
+    let expire: i64 = redis::cmd("PEXPIRETIME").arg("cell").query(&mut con).expect("PEXPIRETIME");
+    assert_eq!(expire, now + 30_000);
+    // Only an integer is redis-cell's, and only CL.THROTTLE reads one: RL.GCRA keeps WRONGTYPE.
+    set(&mut con, "text", "12x".to_string());
+    assert!(rl_err(&mut con, "CL.THROTTLE text 4 1 10").starts_with("WRONGTYPE"));
+    set(&mut con, "number", "12".to_string());
+    assert!(rl_err(&mut con, "RL.GCRA number 4 1 10000").starts_with("WRONGTYPE"));
+    assert_eq!(type_of(&mut con, "number"), "string");
+}

@@ -51,6 +51,20 @@ fn aof_replay_restores_state_and_expiry_not_recomputed() {
 }
 
 #[test]
+fn aof_replay_of_a_key_taken_over_from_redis_cell() {
+    let mut server = Server::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut con = server.conn();
+    let tat_ns = ((now_ms() + 20_000) as u64 * 1_000_000).to_string();
+    let _: () = redis::cmd("SET").arg("cell").arg(&tat_ns).arg("PX").arg(600_000).query(&mut con).expect("SET");
+    let _: Vec<i64> = redis::cmd("CL.THROTTLE").arg("cell").arg(4).arg(1).arg(10).query(&mut con).expect("CL.THROTTLE");
+    let before = snapshot(&server);
+    server.restart("NOSAVE");
+    assert_restored(&server, &before);
+    let kind: String = redis::cmd("TYPE").arg("cell").query(&mut server.conn()).expect("TYPE");
+    assert_eq!(kind, "rlLimiter");
+}
+
+#[test]
 fn aof_rewrite_without_preamble_uses_the_module_rewrite() {
     let mut server =
         Server::start(&["--appendonly", "yes", "--appendfsync", "always", "--aof-use-rdb-preamble", "no"]);

@@ -55,6 +55,18 @@ impl Gcra {
         Gcra { params, tat_ms: now, tat_fraction: 0, last_ms: now }
     }
 
+    /// The limiter redis-cell left in a string key, which holds only its TAT in ns since the epoch.
+    /// The TAT is rounded up to 1/rate ms (never more lenient) and capped at the most these
+    /// parameters can owe at `now`, the time it is taken over at.
+    pub fn from_cell_tat(params: Params, tat_ns: u64, now: i64) -> Option<Self> {
+        if !(0..=MAX_TIME_MS).contains(&now) {
+            return None;
+        }
+        let rate = u128::from(params.rate);
+        let tat = (u128::from(tat_ns) * rate).div_ceil(1_000_000).min(params.scale(now) + params.tolerance());
+        Some(Gcra { params, tat_ms: i64::try_from(tat / rate).ok()?, tat_fraction: (tat % rate) as u64, last_ms: now })
+    }
+
     /// Whether stored fields are consistent (used when loading untrusted data): in particular the
     /// TAT is at most one tolerance past the last write, as every admitted write leaves it.
     pub fn is_valid(&self) -> bool {
@@ -116,6 +128,30 @@ impl Gcra {
 mod tests {
     use super::*;
     use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    #[test]
+    fn a_redis_cell_tat_is_taken_over_exactly_or_stricter() {
+        let params = Params { burst: 4, rate: 1, period_ms: 10_000 };
+        let now = 1_700_000_000_000;
+        let ns = |ms: i64| (ms as u64) * 1_000_000;
+        // Two requests of the burst used: 3 remain, the next one leaves 2.
+        let mut g = Gcra::from_cell_tat(params, ns(now + 20_000), now).unwrap();
+        assert!(g.is_valid());
+        assert_eq!(g.decide(&params, now, 1, true).reply(), [1, 5, 2, -1, 30_000]);
+        // A TAT in the past is an idle limiter.
+        let mut idle = Gcra::from_cell_tat(params, ns(now - 5_000), now).unwrap();
+        assert_eq!(idle.decide(&params, now, 0, false).reply(), [1, 5, 5, -1, 0]);
+        // A fraction of a ms is rounded up: never more lenient than redis-cell's state.
+        let fine = Params { burst: 0, rate: 3, period_ms: 1 };
+        let g = Gcra::from_cell_tat(fine, ns(now) + 1, now).unwrap();
+        assert_eq!((g.tat_ms, g.tat_fraction), (now, 1));
+        // More owed than these parameters allow (a lowered burst) is capped at a full limiter.
+        let mut full = Gcra::from_cell_tat(params, ns(now + 3_600_000), now).unwrap();
+        assert!(full.is_valid());
+        assert_eq!(full.decide(&params, now, 1, false).reply(), [0, 5, 0, 10_000, 50_000]);
+        assert!(Gcra::from_cell_tat(params, u64::MAX, now).is_some_and(|g| g.is_valid()));
+        assert!(Gcra::from_cell_tat(params, 0, -1).is_none());
+    }
 
     /// redis-cell's published sequence (its `it_rate_limits` test: limit 5, 1 per second),
     /// here with times and periods in ms and scaled by `k` (k = 10: burst 4, 1 per 10 s).
