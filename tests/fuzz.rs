@@ -243,7 +243,7 @@ fn number_or_token(rng: &mut StdRng, good: u64, good_ratio: u32) -> Vec<u8> {
 
 /// Keys created by `fixtures` (one of every Redis type and every limiter), and names that are absent.
 const FIXTURE_KEYS: &[&[u8]] =
-    &[b"str", b"list", b"set", b"zset", b"hash", b"stream", b"tb", b"fw", b"sl", b"gc", b"cl", b"loaded"];
+    &[b"str", b"list", b"set", b"zset", b"hash", b"stream", b"tb", b"fw", b"sl", b"gc", b"cl", b"loaded", b"cell", b"cellmax", b"cellneg"];
 
 /// Half the time a key only this kind of command creates (so it mostly finds its own algorithm there),
 /// else any key.
@@ -756,6 +756,10 @@ fn fixtures(con: &mut Connection, now: i64) {
     pipe.cmd("FLUSHALL").ignore();
     pipe.cmd("CONFIG").arg("SET").arg("rl.max-sliding-entries").arg(1_000_000).ignore();
     pipe.cmd("SET").arg("str").arg("value").ignore();
+    // Strings as redis-cell leaves them (its TAT in ns), which CL.THROTTLE takes over.
+    pipe.cmd("SET").arg("cell").arg((now as u64 + 5_000) * 1_000_000).ignore();
+    pipe.cmd("SET").arg("cellmax").arg(u64::MAX.to_string()).ignore();
+    pipe.cmd("SET").arg("cellneg").arg(-5).ignore();
     pipe.cmd("RPUSH").arg("list").arg("a").arg("b").ignore();
     pipe.cmd("SADD").arg("set").arg("a").arg("b").ignore();
     pipe.cmd("ZADD").arg("zset").arg(1).arg("a").ignore();
