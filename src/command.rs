@@ -100,7 +100,7 @@ pub unsafe extern "C" fn test_panic(_ctx: *mut RedisModuleCtx, _argv: *mut *mut 
 pub unsafe extern "C" fn load_state(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
     let args = arguments(argv, argc);
     if args.len() != 3 {
-        return reply_error(ctx, &format!("ERR wrong number of arguments for '{}' command", datatype::LOAD_COMMAND));
+        return reply_error(ctx, &format!("ERR wrong number of arguments for '{}' command", datatype::LOAD_COMMAND.to_string_lossy()));
     }
     let Some(limiter) = datatype::decode(string_bytes(args[2])) else {
         return reply_error(ctx, "ERR state is not a valid rl limiter encoding");
@@ -259,7 +259,7 @@ unsafe fn replicate(ctx: *mut RedisModuleCtx, args: &[*mut RedisModuleString], c
 unsafe fn replicate_replacement(ctx: *mut RedisModuleCtx, key: *mut RedisModuleString, state: &[u8], expire_at: i64) {
     let Some(replicate) = raw::RedisModule_Replicate else { return };
     replicate(ctx, c"DEL".as_ptr(), c"s".as_ptr(), key);
-    replicate(ctx, c"RL.LOADSTATE".as_ptr(), c"sb".as_ptr(), key, state.as_ptr().cast::<c_char>(), state.len());
+    replicate(ctx, datatype::LOAD_COMMAND.as_ptr(), c"sb".as_ptr(), key, state.as_ptr().cast::<c_char>(), state.len());
     replicate(ctx, c"PEXPIREAT".as_ptr(), c"sl".as_ptr(), key, expire_at as c_longlong);
 }
 

@@ -111,7 +111,7 @@ const COMMANDS: [CommandDoc; 7] = [
         args: &[KEY],
     },
     CommandDoc {
-        name: c"RL.LOADSTATE",
+        name: crate::datatype::LOAD_COMMAND,
         handler: command::load_state,
         flags: c"write deny-oom",
         arity: 3,

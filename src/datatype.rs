@@ -20,8 +20,9 @@ use crate::varint;
 /// A later version must keep `rdb_load` reading every earlier one.
 pub const ENCODING_VERSION: i32 = 1;
 
-/// Command the AOF rewrite emits to recreate a value; registered in lib.rs.
-pub const LOAD_COMMAND: &str = "RL.LOADSTATE";
+/// Command that recreates a value from its encoding: emitted by the AOF rewrite, replicated when a
+/// string is taken over, registered in commands.rs.
+pub const LOAD_COMMAND: &std::ffi::CStr = c"RL.LOADSTATE";
 
 pub static LIMITER_TYPE: RedisType = RedisType::new(
     "rlLimiter",
@@ -160,7 +161,7 @@ unsafe extern "C" fn aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::Re
     let state = encode(&stored(value).limiter());
     if let Some(emit) = raw::RedisModule_EmitAOF {
         // Redis appends the key's PEXPIREAT itself after this.
-        emit(aof, c"RL.LOADSTATE".as_ptr(), c"sb".as_ptr(), key, state.as_ptr().cast::<c_char>(), state.len());
+        emit(aof, LOAD_COMMAND.as_ptr(), c"sb".as_ptr(), key, state.as_ptr().cast::<c_char>(), state.len());
     }
 }
 
