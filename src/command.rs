@@ -53,7 +53,7 @@ pub unsafe extern "C" fn info(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisMod
         raw::reply_with_null(ctx);
         return OK;
     }
-    let Some(stored) = key.limiter() else {
+    let Some(stored) = key.stored_limiter() else {
         return reply_error(ctx, WRONGTYPE);
     };
     let mut fields = stored.limiter().describe(clock_ms());
@@ -106,7 +106,7 @@ pub unsafe extern "C" fn load_state(ctx: *mut RedisModuleCtx, argv: *mut *mut Re
         return reply_error(ctx, "ERR state is not a valid rl limiter encoding");
     };
     let key = Key::open(ctx, args[1]);
-    if !key.is_empty() && key.limiter().is_none() {
+    if !key.is_empty() && key.stored_limiter().is_none() {
         return reply_error(ctx, WRONGTYPE);
     }
     key.set_limiter(limiter);
@@ -193,7 +193,7 @@ unsafe fn execute(
         }
         decision
     } else {
-        let stored = key.limiter().ok_or(WRONGTYPE)?;
+        let stored = key.stored_limiter().ok_or(WRONGTYPE)?;
         stored.update(|limiter| limiter.decide(&request.spec, now, cost, commit, max_entries)).ok_or_else(|| {
             format!(
                 "WRONGTYPE key holds {} limiter; {} needs {} limiter",
@@ -419,7 +419,7 @@ impl Key {
 
     /// The limiter stored here, or None when the key holds anything else.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn limiter(&self) -> Option<&mut StoredLimiter> {
+    unsafe fn stored_limiter(&self) -> Option<&mut StoredLimiter> {
         let (Some(get_type), Some(get_value)) = (raw::RedisModule_ModuleTypeGetType, raw::RedisModule_ModuleTypeGetValue)
         else {
             return None;
