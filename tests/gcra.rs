@@ -141,12 +141,11 @@ fn cl_throttle_takes_over_the_string_keys_redis_cell_left() {
     let now = now_ms() + 60_000;
     let _: String = redis::cmd("RL.TESTCLOCK").arg(now).query(&mut con).expect("RL.TESTCLOCK");
     let type_of = |con: &mut Connection, key: &str| -> String { redis::cmd("TYPE").arg(key).query(con).expect("TYPE") };
-    let set = |con: &mut Connection, key: &str, value: String| {
-        let _: () = redis::cmd("SET").arg(key).arg(value).arg("PX").arg(600_000).query(con).expect("SET");
+    let set = |con: &mut Connection, key: &str, value: &str| {
+        let _: () = redis::cmd("SET").arg(key).arg(value).query(con).expect("SET");
     };
-    // What redis-cell leaves after 2 of a burst of 5 (burst 4, 1 per 10 s): the TAT in ns, 20 s ahead.
-    let tat_ns = ((now + 20_000) as u64 * 1_000_000).to_string();
-    set(&mut con, "cell", tat_ns.clone());
+    // What redis-cell leaves after 2 of a burst of 5 (burst 4, 1 per 10 s): the TAT 20 s ahead.
+    let tat_ns = set_redis_cell_key(&mut con, "cell", now + 20_000);
     let throttle = |con: &mut Connection, quantity: u64| -> Vec<i64> {
         redis::cmd("CL.THROTTLE").arg("cell").arg(4).arg(1).arg(10).arg(quantity).query(con).expect("CL.THROTTLE")
     };
@@ -163,9 +162,9 @@ fn cl_throttle_takes_over_the_string_keys_redis_cell_left() {
     let expire: i64 = redis::cmd("PEXPIRETIME").arg("cell").query(&mut con).expect("PEXPIRETIME");
     assert_eq!(expire, now + 30_000);
     // Only an integer is redis-cell's, and only CL.THROTTLE reads one: RL.GCRA keeps WRONGTYPE.
-    set(&mut con, "text", "12x".to_string());
+    set(&mut con, "text", "12x");
     assert!(rl_err(&mut con, "CL.THROTTLE text 4 1 10").starts_with("WRONGTYPE"));
-    set(&mut con, "number", "12".to_string());
+    set(&mut con, "number", "12");
     assert!(rl_err(&mut con, "RL.GCRA number 4 1 10000").starts_with("WRONGTYPE"));
     assert_eq!(type_of(&mut con, "number"), "string");
 }

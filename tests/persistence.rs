@@ -54,8 +54,7 @@ fn aof_replay_restores_state_and_expiry_not_recomputed() {
 fn aof_replay_of_a_key_taken_over_from_redis_cell() {
     let mut server = Server::start(&["--appendonly", "yes", "--appendfsync", "always"]);
     let mut con = server.conn();
-    let tat_ns = ((now_ms() + 20_000) as u64 * 1_000_000).to_string();
-    let _: () = redis::cmd("SET").arg("cell").arg(&tat_ns).arg("PX").arg(600_000).query(&mut con).expect("SET");
+    set_redis_cell_key(&mut con, "cell", now_ms() + 20_000);
     let _: Vec<i64> = redis::cmd("CL.THROTTLE").arg("cell").arg(4).arg(1).arg(10).query(&mut con).expect("CL.THROTTLE");
     let before = snapshot(&server);
     server.restart("NOSAVE");

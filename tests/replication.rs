@@ -137,8 +137,7 @@ fn idle_keys_expire_on_the_master_and_the_replica_drops_them() {
 fn a_key_taken_over_from_redis_cell_reaches_the_replica_whole() {
     let (master, replica) = pair();
     let mut mc = master.conn();
-    let tat_ns = ((now_ms() + 20_000) as u64 * 1_000_000).to_string();
-    let _: () = redis::cmd("SET").arg("cell").arg(&tat_ns).arg("PX").arg(600_000).query(&mut mc).expect("SET");
+    set_redis_cell_key(&mut mc, "cell", now_ms() + 20_000);
     let reply: Vec<i64> = redis::cmd("CL.THROTTLE").arg("cell").arg(4).arg(1).arg(10).query(&mut mc).expect("CL.THROTTLE");
     assert_eq!(reply[..3], [0, 5, 2]);
     assert_in_sync(&master, &replica);

@@ -229,6 +229,14 @@ pub fn assert_same_live_keys(left: &KeyStates, right: &KeyStates) {
     assert_eq!(live(left), live(right));
 }
 
+/// A string key as redis-cell leaves it: its TAT in ns since the epoch (here `tat_ms` in ns), with
+/// a TTL. Returns the value stored.
+pub fn set_redis_cell_key(con: &mut Connection, key: &str, tat_ms: i64) -> String {
+    let tat_ns = (tat_ms as u64 * 1_000_000).to_string();
+    let _: () = redis::cmd("SET").arg(key).arg(&tat_ns).arg("PX").arg(600_000).query(con).expect("SET");
+    tat_ns
+}
+
 /// A field of INFO (e.g. "master_repl_offset"), as text.
 pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
     let info: String = redis::cmd("INFO").arg(section).query(con).expect("INFO");
