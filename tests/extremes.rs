@@ -253,33 +253,34 @@ fn documented_maximums_are_accepted_and_one_past_is_an_error_that_changes_nothin
 // Exact values at the largest parameters, computed by hand
 // ---------------------------------------------------------------------------------------------
 
-/// Capacity 10^15 refilled at 10^15 per 10^13 ms: 100 tokens per ms, and 10^13 ms from empty to
-/// full. Tokens are kept in units of 1/10^13 token, so the largest level is 10^28 (needs 128 bits).
+/// 10^15 units at 10^15 per 10^13 ms (100 per ms, 10^13 ms from empty to full), the same steps
+/// for the token bucket and the GCRA of those numbers; `p` holds the command's parameters.
+fn largest_rate_steps(p: &str, t: i64) -> Vec<(String, [i64; 5])> {
+    vec![
+        // Everything at once.
+        (format!("{p} COST {U} AT {t}"), [1, U, 0, -1, P]),
+        // Empty: one unit takes 1/100 ms, rounded up.
+        (format!("{p} AT {t}"), [0, U, 0, 1, P]),
+        // 1 ms later: 100 units; take 1. Full again in 10^13 - 0.99 ms, rounded up.
+        (format!("{p} AT {}", t + 1), [1, U, 99, -1, P]),
+        // 10^15 units need (10^15 - 99) / 100 ms = 10^13 - 0.99 ms: 10^13.
+        (format!("{p} COST {U} AT {}", t + 1), [0, U, 99, P, P]),
+        // 10^13 - 2 ms after the last take: 99 + (10^13 - 2) * 100 = 10^15 - 101 units, full in 1.01 ms.
+        (format!("{p} COST 0 AT {}", t + P - 1), [1, U, U - 101, -1, 2]),
+        (format!("{p} COST 0 AT {}", t + P), [1, U, U - 1, -1, 1]),
+        (format!("{p} COST 0 AT {}", t + P + 1), [1, U, U, -1, 0]),
+    ]
+}
+
+/// Capacity 10^15 refilled at 10^15 per 10^13 ms. Tokens are kept in units of 1/10^13 token, so
+/// the largest level is 10^28 (needs 128 bits).
 #[test]
 fn token_bucket_of_capacity_ten_to_the_fifteen_is_exact() {
     let server = Server::start(&[]);
     let mut con = server.conn();
     let t = future();
-    let p = "1000000000000000 1000000000000000 10000000000000";
-    script(
-        &mut con,
-        "RL.TOKENBUCKET",
-        "tb",
-        &[
-            // Everything at once.
-            (format!("{p} COST {U} AT {t}"), [1, U, 0, -1, P]),
-            // Empty: one token takes 1/100 ms, rounded up.
-            (format!("{p} AT {t}"), [0, U, 0, 1, P]),
-            // 1 ms later: 100 tokens; take 1. Full again in 10^13 - 0.99 ms, rounded up.
-            (format!("{p} AT {}", t + 1), [1, U, 99, -1, P]),
-            // 10^15 tokens need (10^15 - 99) / 100 ms = 10^13 - 0.99 ms: 10^13.
-            (format!("{p} COST {U} AT {}", t + 1), [0, U, 99, P, P]),
-            // 10^13 - 2 ms after the last take: 99 + (10^13 - 2) * 100 = 10^15 - 101 tokens, full in 1.01 ms.
-            (format!("{p} COST 0 AT {}", t + P - 1), [1, U, U - 101, -1, 2]),
-            (format!("{p} COST 0 AT {}", t + P), [1, U, U - 1, -1, 1]),
-            (format!("{p} COST 0 AT {}", t + P + 1), [1, U, U, -1, 0]),
-        ],
-    );
+    let steps = largest_rate_steps("1000000000000000 1000000000000000 10000000000000", t);
+    script(&mut con, "RL.TOKENBUCKET", "tb", &steps);
     // The last write was at t + 1 with 10^13 ms to full.
     assert_eq!(pexpiretime(&mut con, "tb"), t + 1 + P);
     // The slowest bucket allowed: one token per 10^13 ms.
@@ -311,21 +312,8 @@ fn gcra_at_its_largest_parameters_is_exact() {
     let server = Server::start_with_module_args(&["test-clock", "yes"], &[]);
     let mut con = server.conn();
     let t = future();
-    let p = "999999999999999 1000000000000000 10000000000000";
-    script(
-        &mut con,
-        "RL.GCRA",
-        "g",
-        &[
-            (format!("{p} COST {U} AT {t}"), [1, U, 0, -1, P]),
-            (format!("{p} AT {t}"), [0, U, 0, 1, P]),
-            (format!("{p} AT {}", t + 1), [1, U, 99, -1, P]),
-            (format!("{p} COST {U} AT {}", t + 1), [0, U, 99, P, P]),
-            (format!("{p} COST 0 AT {}", t + P - 1), [1, U, U - 101, -1, 2]),
-            (format!("{p} COST 0 AT {}", t + P), [1, U, U - 1, -1, 1]),
-            (format!("{p} COST 0 AT {}", t + P + 1), [1, U, U, -1, 0]),
-        ],
-    );
+    let steps = largest_rate_steps("999999999999999 1000000000000000 10000000000000", t);
+    script(&mut con, "RL.GCRA", "g", &steps);
     assert_eq!(pexpiretime(&mut con, "g"), t + 1 + P);
     // CL.THROTTLE with the same limiter: max_burst 10^15 - 1, 10^15 per 10^10 s; times in seconds,
     // rounded up. It has no AT: the test clock pins time.
