@@ -13,22 +13,34 @@ use redis_module::raw::{self, RedisModuleCtx, RedisModuleKey, RedisModuleString}
 use crate::algo::Decision;
 use crate::datatype::{self, LIMITER_TYPE};
 use crate::limiter::{Field, Limiter};
-use crate::stored::StoredLimiter;
 use crate::request::{Command, ReplyFormat, Request};
 use crate::stats::{self, Outcome};
+use crate::stored::StoredLimiter;
 
 const OK: c_int = raw::REDISMODULE_OK as c_int;
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
-pub unsafe extern "C" fn token_bucket(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+pub unsafe extern "C" fn token_bucket(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
     run(ctx, argv, argc, Command::TokenBucket)
 }
 
-pub unsafe extern "C" fn fixed_window(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+pub unsafe extern "C" fn fixed_window(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
     run(ctx, argv, argc, Command::Fixed)
 }
 
-pub unsafe extern "C" fn sliding_log(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+pub unsafe extern "C" fn sliding_log(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
     run(ctx, argv, argc, Command::Sliding)
 }
 
@@ -37,7 +49,11 @@ pub unsafe extern "C" fn gcra(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisMod
 }
 
 /// redis-cell's CL.THROTTLE on the same GCRA code; replicated as RL.GCRA with AT.
-pub unsafe extern "C" fn cl_throttle(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+pub unsafe extern "C" fn cl_throttle(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
     run(ctx, argv, argc, Command::ClThrottle)
 }
 
@@ -91,7 +107,11 @@ pub unsafe extern "C" fn test_clock(ctx: *mut RedisModuleCtx, argv: *mut *mut Re
 /// `RL.TESTPANIC`: panics, so tests can check the panic hook logs before Redis aborts.
 /// Registered only when the module is loaded with `test-panic yes`.
 #[allow(clippy::panic)]
-pub unsafe extern "C" fn test_panic(_ctx: *mut RedisModuleCtx, _argv: *mut *mut RedisModuleString, _argc: c_int) -> c_int {
+pub unsafe extern "C" fn test_panic(
+    _ctx: *mut RedisModuleCtx,
+    _argv: *mut *mut RedisModuleString,
+    _argc: c_int,
+) -> c_int {
     panic!("RL.TESTPANIC was called");
 }
 
@@ -100,7 +120,10 @@ pub unsafe extern "C" fn test_panic(_ctx: *mut RedisModuleCtx, _argv: *mut *mut 
 pub unsafe extern "C" fn load_state(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
     let args = arguments(argv, argc);
     if args.len() != 3 {
-        return reply_error(ctx, &format!("ERR wrong number of arguments for '{}' command", datatype::LOAD_COMMAND.to_string_lossy()));
+        return reply_error(
+            ctx,
+            &format!("ERR wrong number of arguments for '{}' command", datatype::LOAD_COMMAND.to_string_lossy()),
+        );
     }
     let Some(limiter) = datatype::decode(string_bytes(args[2])) else {
         return reply_error(ctx, "ERR state is not a valid rl limiter encoding");
@@ -186,7 +209,8 @@ unsafe fn execute(
             None => Some(Limiter::new(&request.spec, now)),
         }
         .ok_or("ERR time out of range")?;
-        let decision = limiter.decide(&request.spec, now, cost, commit, max_entries).ok_or("ERR internal algorithm mismatch")?;
+        let decision =
+            limiter.decide(&request.spec, now, cost, commit, max_entries).ok_or("ERR internal algorithm mismatch")?;
         if decision.allowed && commit {
             taken_over = cell_tat_ns.map(|_| datatype::encode(&limiter));
             key.set_limiter(limiter);
@@ -219,7 +243,13 @@ unsafe fn execute(
 /// Built from strings that already exist (the caller's arguments, the words below) with the `v`
 /// format, so the common case creates no string (the AT value is reused while the ms repeats):
 /// RM_Replicate's `l`/`c` formats allocate per argument and dominated the command's cost.
-unsafe fn replicate(ctx: *mut RedisModuleCtx, args: &[*mut RedisModuleString], command: Command, request: &Request, at_ms: i64) {
+unsafe fn replicate(
+    ctx: *mut RedisModuleCtx,
+    args: &[*mut RedisModuleString],
+    command: Command,
+    request: &Request,
+    at_ms: i64,
+) {
     let (Some(replicate), Some(from_number), Some(free)) =
         (raw::RedisModule_Replicate, raw::RedisModule_CreateStringFromLongLong, raw::RedisModule_FreeString)
     else {
@@ -412,7 +442,8 @@ impl Key {
         }
         let mut len = 0;
         let ptr = string_ptr(reply, &mut len);
-        let value = if ptr.is_null() { None } else { crate::request::parse_u64(slice::from_raw_parts(ptr.cast::<u8>(), len)) };
+        let value =
+            if ptr.is_null() { None } else { crate::request::parse_u64(slice::from_raw_parts(ptr.cast::<u8>(), len)) };
         free_reply(reply);
         value
     }
@@ -420,7 +451,8 @@ impl Key {
     /// The limiter stored here, or None when the key holds anything else.
     #[allow(clippy::mut_from_ref)]
     unsafe fn stored_limiter(&self) -> Option<&mut StoredLimiter> {
-        let (Some(get_type), Some(get_value)) = (raw::RedisModule_ModuleTypeGetType, raw::RedisModule_ModuleTypeGetValue)
+        let (Some(get_type), Some(get_value)) =
+            (raw::RedisModule_ModuleTypeGetType, raw::RedisModule_ModuleTypeGetValue)
         else {
             return None;
         };

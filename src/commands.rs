@@ -98,7 +98,13 @@ const COMMANDS: [CommandDoc; 7] = [
         key_flags: WRITE_KEY,
         summary: c"redis-cell compatible GCRA throttle (limited, limit, remaining, retry_after_s, reset_after_s)",
         complexity: c"O(1)",
-        args: &[KEY, int(c"max_burst"), int(c"count_per_period"), int(c"period_seconds"), ArgDoc(c"quantity", Kind::Integer, None, true)],
+        args: &[
+            KEY,
+            int(c"max_burst"),
+            int(c"count_per_period"),
+            int(c"period_seconds"),
+            ArgDoc(c"quantity", Kind::Integer, None, true),
+        ],
     },
     CommandDoc {
         name: c"RL.INFO",

@@ -64,7 +64,9 @@ pub fn encode(limiter: &Limiter) -> Vec<u8> {
     match limiter {
         Limiter::TokenBucket(b) => {
             let p = b.params;
-            for v in [TAG_TOKEN_BUCKET, p.capacity, p.refill_tokens, p.refill_ms, b.tokens, b.fraction, b.last_ms as u64] {
+            for v in
+                [TAG_TOKEN_BUCKET, p.capacity, p.refill_tokens, p.refill_ms, b.tokens, b.fraction, b.last_ms as u64]
+            {
                 put(v);
             }
         }

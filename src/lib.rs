@@ -32,7 +32,11 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ctx.log_warning("rl: could not create the strings of the replicated form");
         return Status::Err;
     }
-    if let Err(name) = commands::register(ctx.ctx, config::TEST_CLOCK.load(Ordering::Relaxed), config::TEST_PANIC.load(Ordering::Relaxed)) {
+    if let Err(name) = commands::register(
+        ctx.ctx,
+        config::TEST_CLOCK.load(Ordering::Relaxed),
+        config::TEST_PANIC.load(Ordering::Relaxed),
+    ) {
         ctx.log_warning(&format!("rl: could not register {name}"));
         return Status::Err;
     }
@@ -45,9 +49,9 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
 fn install_panic_hook() {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if let (Ok(message), Some(log)) = (CString::new(format!("rl panicked: {info}").replace('\0', " ")), unsafe {
-            raw::RedisModule_Log
-        }) {
+        if let (Ok(message), Some(log)) =
+            (CString::new(format!("rl panicked: {info}").replace('\0', " ")), unsafe { raw::RedisModule_Log })
+        {
             unsafe { log(std::ptr::null_mut(), c"warning".as_ptr(), c"%s".as_ptr(), message.as_ptr()) };
         }
         default_hook(info);

@@ -33,7 +33,8 @@ pub enum Command {
 }
 
 impl Command {
-    pub const ALL: [Command; 5] = [Command::TokenBucket, Command::Fixed, Command::Sliding, Command::Gcra, Command::ClThrottle];
+    pub const ALL: [Command; 5] =
+        [Command::TokenBucket, Command::Fixed, Command::Sliding, Command::Gcra, Command::ClThrottle];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -130,7 +131,8 @@ fn parse(algorithm: Algorithm, args: &[&[u8]]) -> Result<Request, String> {
                 .ok_or_else(|| format!("ERR COST must be an integer from 0 to {MAX_UNITS}"))?;
         } else {
             let at = value.and_then(|v| i64::try_from(v).ok()).filter(|v| *v <= MAX_TIME_MS);
-            request.at_ms = Some(at.ok_or_else(|| format!("ERR AT must be a Unix time in ms from 0 to {MAX_TIME_MS}"))?);
+            request.at_ms =
+                Some(at.ok_or_else(|| format!("ERR AT must be a Unix time in ms from 0 to {MAX_TIME_MS}"))?);
         }
     }
     Ok(request)
@@ -142,7 +144,8 @@ fn parse_throttle(args: &[&[u8]]) -> Result<Request, String> {
     if args.len() != 4 && args.len() != 5 {
         return Err("ERR wrong number of arguments for 'CL.THROTTLE' command".into());
     }
-    let number = |i: usize, name: &str, max: u64| parse_u64(args[i]).filter(|v| *v <= max).ok_or_else(|| bound_error(name));
+    let number =
+        |i: usize, name: &str, max: u64| parse_u64(args[i]).filter(|v| *v <= max).ok_or_else(|| bound_error(name));
     let burst = number(1, "max_burst", MAX_UNITS - 1)?;
     let rate = number(2, "count_per_period", MAX_UNITS)?;
     let period_seconds = number(3, "period_seconds", MAX_PERIOD_MS / 1000)?;
@@ -181,11 +184,8 @@ pub fn parse_u64(bytes: &[u8]) -> Option<u64> {
 
 /// An argument echoed in an error: printable ASCII only, so the reply stays one valid line.
 fn printable(bytes: &[u8]) -> String {
-    let shown: String = bytes
-        .iter()
-        .take(32)
-        .map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' })
-        .collect();
+    let shown: String =
+        bytes.iter().take(32).map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '?' }).collect();
     if bytes.len() > 32 {
         shown + "..."
     } else {

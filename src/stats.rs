@@ -16,8 +16,12 @@ pub enum Outcome {
     Error,
 }
 
-const OUTCOMES: [(Outcome, &str); 4] =
-    [(Outcome::Admitted, "admitted"), (Outcome::Rejected, "rejected"), (Outcome::Peek, "peeks"), (Outcome::Error, "errors")];
+const OUTCOMES: [(Outcome, &str); 4] = [
+    (Outcome::Admitted, "admitted"),
+    (Outcome::Rejected, "rejected"),
+    (Outcome::Peek, "peeks"),
+    (Outcome::Error, "errors"),
+];
 
 static COUNTERS: [[AtomicU64; OUTCOMES.len()]; Command::ALL.len()] =
     [const { [const { AtomicU64::new(0) }; OUTCOMES.len()] }; Command::ALL.len()];

@@ -9,10 +9,30 @@ use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredLimiter {
-    TokenBucket { capacity: u32, refill_tokens: u32, refill_ms: u32, tokens: u32, fraction: u32, last_ms: i64 },
-    FixedWindow { limit: u32, window_ms: u32, count: u32, window_start_ms: i64, last_ms: i64 },
+    TokenBucket {
+        capacity: u32,
+        refill_tokens: u32,
+        refill_ms: u32,
+        tokens: u32,
+        fraction: u32,
+        last_ms: i64,
+    },
+    FixedWindow {
+        limit: u32,
+        window_ms: u32,
+        count: u32,
+        window_start_ms: i64,
+        last_ms: i64,
+    },
     /// The TAT's whole ms are kept relative to the last write, which leaves room for the fraction.
-    Gcra { burst: u32, rate: u32, period_ms: u32, tat_fraction: u32, tat_offset_ms: i32, last_ms: i64 },
+    Gcra {
+        burst: u32,
+        rate: u32,
+        period_ms: u32,
+        tat_fraction: u32,
+        tat_offset_ms: i32,
+        last_ms: i64,
+    },
     Boxed(Box<Limiter>),
 }
 

@@ -430,7 +430,7 @@ fn dryrun_replies_exactly_like_the_real_call_and_writes_nothing() {
                 (t + 100, "10 1 1000 COST 7"),
                 (t + 100, "10 1 1000 COST 11"),
                 (t + 100, "10 1 1000 COST 0"),
-                (t + 50, "10 1 1000 COST 1"), // backwards
+                (t + 50, "10 1 1000 COST 1"),  // backwards
                 (t + 2345, "10 3 700 COST 2"), // reconfigured
                 (t + 2345, "4 3 700 COST 4"),
                 (t + 2345, "4 3 700 COST 1"),
@@ -448,7 +448,7 @@ fn dryrun_replies_exactly_like_the_real_call_and_writes_nothing() {
                 (base + 20, "3 1000 COST 1"),
                 (base + 30, "3 1000 COST 1"),
                 (base + 30, "3 1000 COST 4"),
-                (base + 5, "3 1000 COST 0"), // backwards
+                (base + 5, "3 1000 COST 0"),  // backwards
                 (base + 40, "5 1000 COST 2"), // new limit keeps the count
                 (base + 40, "5 2000 COST 2"), // new window drops it
                 (base + 1999, "5 2000 COST 1"),
@@ -806,7 +806,8 @@ fn bad_cases(alg: &Alg, t: i64) -> Vec<BadCase> {
     for rest in ["DRYRUN DRYRUN", "dryrun DRYRUN", "DRYRUN COST 1 DryRun"] {
         cases.push(opt(rest, "DRYRUN"));
     }
-    for (rest, word) in [("BOGUS", "BOGUS"), ("COST 1 BOGUS 2", "BOGUS"), ("ATX 5", "ATX"), ("1", "1"), ("DRY", "DRY")] {
+    for (rest, word) in [("BOGUS", "BOGUS"), ("COST 1 BOGUS 2", "BOGUS"), ("ATX 5", "ATX"), ("1", "1"), ("DRY", "DRY")]
+    {
         cases.push(opt(rest, word));
     }
     cases.push((format!("{p} ''"), vec!["unknown option".to_string()], vec![]));
@@ -858,7 +859,12 @@ fn malformed_arguments_are_named_errors_that_change_nothing() {
                 checked += 1;
             }
             assert!(!exists(&mut con, absent.as_bytes()), "{} {absent} {rest}: created the key", alg.command);
-            assert_eq!(snapshot(&mut con, live.as_bytes()), live_before, "{} {live} {rest}: changed the key", alg.command);
+            assert_eq!(
+                snapshot(&mut con, live.as_bytes()),
+                live_before,
+                "{} {live} {rest}: changed the key",
+                alg.command
+            );
         }
     }
     assert!(checked > 200, "{checked}");
@@ -968,7 +974,14 @@ fn build_persistent_state(con: &mut Connection, t: i64) -> Vec<String> {
     for key in ["s:sl", "s:sl:twin"] {
         let mut pipe = redis::pipe();
         for i in 0..50i64 {
-            pipe.cmd("RL.SLIDING").arg(key).arg(1000).arg(600_000).arg("AT").arg(t + i * i * 37).arg("COST").arg(1 + i % 4);
+            pipe.cmd("RL.SLIDING")
+                .arg(key)
+                .arg(1000)
+                .arg(600_000)
+                .arg("AT")
+                .arg(t + i * i * 37)
+                .arg("COST")
+                .arg(1 + i % 4);
         }
         let replies: Vec<Vec<i64>> = pipe.query(con).unwrap();
         assert!(replies.iter().all(|r| r[0] == 1));

@@ -242,8 +242,10 @@ fn number_or_token(rng: &mut StdRng, good: u64, good_ratio: u32) -> Vec<u8> {
 }
 
 /// Keys created by `fixtures` (one of every Redis type and every limiter), and names that are absent.
-const FIXTURE_KEYS: &[&[u8]] =
-    &[b"str", b"list", b"set", b"zset", b"hash", b"stream", b"tb", b"fw", b"sl", b"gc", b"cl", b"loaded", b"cell", b"cellmax", b"cellneg"];
+const FIXTURE_KEYS: &[&[u8]] = &[
+    b"str", b"list", b"set", b"zset", b"hash", b"stream", b"tb", b"fw", b"sl", b"gc", b"cl", b"loaded", b"cell",
+    b"cellmax", b"cellneg",
+];
 
 /// Half the time a key only this kind of command creates (so it mostly finds its own algorithm there),
 /// else any key.

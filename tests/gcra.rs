@@ -11,7 +11,7 @@ const SEQUENCE: [(i64, u64, [i64; 5]); 15] = [
     (0, 1, [1, 5, 2, -1, 30_000]),
     (0, 1, [1, 5, 1, -1, 40_000]),
     (0, 1, [1, 5, 0, -1, 50_000]),
-    (0, 1, [0, 5, 0, 10_000, 50_000]), // full
+    (0, 1, [0, 5, 0, 10_000, 50_000]),  // full
     (30_000, 1, [1, 5, 2, -1, 30_000]), // partial recovery
     (31_000, 1, [1, 5, 1, -1, 39_000]),
     (40_000, 1, [1, 5, 1, -1, 40_000]),
@@ -97,9 +97,8 @@ fn exact_at_high_rates_where_a_truncated_interval_over_admits() {
     let mut con = server.conn();
     let t = now_ms() + 60_000;
     // 3 per second, no burst: T = 333.33.. ms.
-    let admitted = (0..=3333)
-        .filter(|dt| rl(&mut con, &format!("RL.GCRA fast 0 3 1000 AT {}", t + dt))[0] == 1)
-        .count();
+    let admitted =
+        (0..=3333).filter(|dt| rl(&mut con, &format!("RL.GCRA fast 0 3 1000 AT {}", t + dt))[0] == 1).count();
     // Admits at 0, 334, 667, 1000, 1334, 1667, 2000, 2334, 2667, 3000. An interval truncated
     // to 333 ms (as redis-cell's float-to-int does at such rates) admits an 11th at 3330.
     assert_eq!(admitted, 10);

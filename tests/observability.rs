@@ -33,7 +33,8 @@ fn info_counts_admitted_rejected_peeks_and_errors_per_command() {
 fn keyspace_events_for_admitted_writes_only() {
     let server = Server::start(&[]);
     let mut con = server.conn();
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("Kd").query(&mut con).expect("CONFIG");
+    let _: () =
+        redis::cmd("CONFIG").arg("SET").arg("notify-keyspace-events").arg("Kd").query(&mut con).expect("CONFIG");
     let mut sub = server.conn();
     sub.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     let mut pubsub = sub.as_pubsub();
@@ -43,7 +44,7 @@ fn keyspace_events_for_admitted_writes_only() {
     rl(&mut con, &format!("RL.SLIDING k 1 60000 AT {t}")); // rejected: none
     rl(&mut con, &format!("RL.SLIDING k 1 60000 DRYRUN AT {t}")); // none
     rl(&mut con, &format!("RL.TOKENBUCKET tb 5 1 1000 AT {t}")); // event
-    // A message published after the calls marks the end: everything before it has arrived.
+                                                                 // A message published after the calls marks the end: everything before it has arrived.
     let _: i64 = redis::cmd("PUBLISH").arg("__keyspace@0__:end").arg("end").query(&mut con).expect("PUBLISH");
     let mut events = Vec::new();
     loop {
@@ -97,7 +98,10 @@ fn rl_info_shows_parameters_and_state_without_touching_the_key() {
     assert!(ttl > 60_000 && ttl <= t + 4000 - now_ms() + 5, "{ttl}");
 
     let sl = info_map(&mut con, "sl");
-    assert_eq!((int(&sl["limit"]), int(&sl["window_ms"]), int(&sl["entries"]), int(&sl["remaining"])), (10, 60000, 2, 5));
+    assert_eq!(
+        (int(&sl["limit"]), int(&sl["window_ms"]), int(&sl["entries"]), int(&sl["remaining"])),
+        (10, 60000, 2, 5)
+    );
     let gc = info_map(&mut con, "gc");
     assert_eq!((int(&gc["burst"]), int(&gc["rate"]), int(&gc["period_ms"]), int(&gc["limit"])), (4, 1, 10000, 5));
     assert_eq!(int(&gc["remaining"]), 4);
@@ -178,7 +182,13 @@ fn acl_key_patterns_apply_to_rl_commands() {
     let _: () = redis::cmd("AUTH").arg("alice").arg("secret").query(&mut con).expect("AUTH");
     rl(&mut con, "RL.FIXED user:1 5 60000");
     rl(&mut con, "RL.GCRA user:2 1 1 1000");
-    for line in ["RL.FIXED other 5 60000", "RL.SLIDING other 5 60000", "RL.TOKENBUCKET x 1 1 1", "CL.THROTTLE x 1 1 1", "RL.INFO x"] {
+    for line in [
+        "RL.FIXED other 5 60000",
+        "RL.SLIDING other 5 60000",
+        "RL.TOKENBUCKET x 1 1 1",
+        "CL.THROTTLE x 1 1 1",
+        "RL.INFO x",
+    ] {
         let err = rl_err(&mut con, line);
         assert!(err.starts_with("NOPERM"), "{line}: {err}");
     }

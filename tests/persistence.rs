@@ -65,8 +65,7 @@ fn aof_replay_of_a_key_taken_over_from_redis_cell() {
 
 #[test]
 fn aof_rewrite_without_preamble_uses_the_module_rewrite() {
-    let mut server =
-        Server::start(&["--appendonly", "yes", "--appendfsync", "always", "--aof-use-rdb-preamble", "no"]);
+    let mut server = Server::start(&["--appendonly", "yes", "--appendfsync", "always", "--aof-use-rdb-preamble", "no"]);
     traffic_with_pause(&server, "aof_rewrite_without_preamble");
     let _: String = redis::cmd("BGREWRITEAOF").query(&mut server.conn()).expect("BGREWRITEAOF");
     wait_for_rewrite(&server);
@@ -174,11 +173,9 @@ fn dump_restore_and_copy_carry_the_limiter() {
     let server = Server::start(&[]);
     let mut con = server.conn();
     let t = now_ms() + 60_000;
-    for (name, call) in [
-        ("tb", "RL.TOKENBUCKET tb 10 1 1000"),
-        ("fw", "RL.FIXED fw 10 60000"),
-        ("sl", "RL.SLIDING sl 10 60000"),
-    ] {
+    for (name, call) in
+        [("tb", "RL.TOKENBUCKET tb 10 1 1000"), ("fw", "RL.FIXED fw 10 60000"), ("sl", "RL.SLIDING sl 10 60000")]
+    {
         rl(&mut con, &format!("{call} COST 3 AT {t}"));
         rl(&mut con, &format!("{call} COST 2 AT {}", t + 7));
         let original = digest_value(&mut con, name.as_bytes());

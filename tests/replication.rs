@@ -138,7 +138,8 @@ fn a_key_taken_over_from_redis_cell_reaches_the_replica_whole() {
     let (master, replica) = pair();
     let mut mc = master.conn();
     set_redis_cell_key(&mut mc, "cell", now_ms() + 20_000);
-    let reply: Vec<i64> = redis::cmd("CL.THROTTLE").arg("cell").arg(4).arg(1).arg(10).query(&mut mc).expect("CL.THROTTLE");
+    let reply: Vec<i64> =
+        redis::cmd("CL.THROTTLE").arg("cell").arg(4).arg(1).arg(10).query(&mut mc).expect("CL.THROTTLE");
     assert_eq!(reply[..3], [0, 5, 2]);
     assert_in_sync(&master, &replica);
     let on_replica: String = redis::cmd("TYPE").arg("cell").query(&mut replica.conn()).expect("TYPE");

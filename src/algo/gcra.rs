@@ -100,11 +100,8 @@ impl Gcra {
         // Admitted iff new_tat - tolerance <= now.
         // COST 0 is a peek: allowed even when a lowered burst is already exceeded.
         let allowed = cost == 0 || new_tat <= now_scaled + tolerance;
-        let retry_after_ms = if allowed || cost > params.limit() {
-            -1
-        } else {
-            ceil_div(new_tat - tolerance - now_scaled, rate)
-        };
+        let retry_after_ms =
+            if allowed || cost > params.limit() { -1 } else { ceil_div(new_tat - tolerance - now_scaled, rate) };
         let tat_after = if allowed { new_tat } else { tat };
         if allowed && commit && cost > 0 {
             self.params = *params;
@@ -246,7 +243,11 @@ mod tests {
                     i64::from(allowed),
                     (params.burst + 1) as i64,
                     (tol.saturating_sub(owed) / u128::from(params.period_ms)) as i64,
-                    if allowed || cost > params.burst + 1 { -1 } else { (new_tat - tol - t as u128 * r).div_ceil(r) as i64 },
+                    if allowed || cost > params.burst + 1 {
+                        -1
+                    } else {
+                        (new_tat - tol - t as u128 * r).div_ceil(r) as i64
+                    },
                     owed.div_ceil(r) as i64,
                 ];
                 assert_eq!(g.decide(&params, now, cost, commit).reply(), expect, "seed {seed}");

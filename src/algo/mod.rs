@@ -53,13 +53,7 @@ pub struct Decision {
 impl Decision {
     pub fn reply(&self) -> [i64; 5] {
         // All values are bounded by MAX_UNITS / MAX_PERIOD_MS, so the casts are lossless.
-        [
-            i64::from(self.allowed),
-            self.limit as i64,
-            self.remaining as i64,
-            self.retry_after_ms,
-            self.reset_after_ms,
-        ]
+        [i64::from(self.allowed), self.limit as i64, self.remaining as i64, self.retry_after_ms, self.reset_after_ms]
     }
 }
 

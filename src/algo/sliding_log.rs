@@ -176,7 +176,8 @@ impl SlidingLog {
         let mut time = self.base_ms;
         while pos < self.encoded.len() {
             let mut next = pos;
-            let (Some(delta), Some(cost)) = (varint::read(&self.encoded, &mut next), varint::read(&self.encoded, &mut next))
+            let (Some(delta), Some(cost)) =
+                (varint::read(&self.encoded, &mut next), varint::read(&self.encoded, &mut next))
             else {
                 break;
             };

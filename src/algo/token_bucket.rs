@@ -234,7 +234,8 @@ mod tests {
             let mut params = random_params(&mut rng);
             let mut now: i64 = rng.gen_range(0..1_000_000);
             let mut bucket = TokenBucket::new(params, now);
-            let mut model = Model { params, num: u128::from(params.capacity) * u128::from(params.refill_ms), last: now };
+            let mut model =
+                Model { params, num: u128::from(params.capacity) * u128::from(params.refill_ms), last: now };
             for _ in 0..300 {
                 now += rng.gen_range(-500..3000); // time may go backwards
                 if rng.gen_ratio(1, 30) {
