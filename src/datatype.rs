@@ -16,9 +16,10 @@ use crate::limiter::Limiter;
 use crate::stored::StoredLimiter;
 use crate::varint;
 
-/// RDB encoding version. Version 1: one string buffer holding `encode(limiter)`.
-/// A later version must keep `rdb_load` reading every earlier one.
-pub const ENCODING_VERSION: i32 = 1;
+/// RDB encoding version: one string buffer holding `encode(limiter)` in both. Version 2 adds tags
+/// (a sliding log with its own last-update time); `decode` reads every tag of every version, so
+/// `rdb_load` takes 1 and 2 alike, and an older module refuses a version-2 file cleanly.
+pub const ENCODING_VERSION: i32 = 2;
 
 /// Command that recreates a value from its encoding: emitted by the AOF rewrite, replicated when a
 /// string is taken over, registered in commands.rs.
@@ -52,12 +53,15 @@ pub static LIMITER_TYPE: RedisType = RedisType::new(
 
 const TAG_TOKEN_BUCKET: u64 = 1;
 const TAG_FIXED_WINDOW: u64 = 2;
-const TAG_SLIDING_LOG: u64 = 3;
+/// Version 1: the last update is the newest entry's time (read, no longer written).
+const TAG_SLIDING_LOG_V1: u64 = 3;
 const TAG_GCRA: u64 = 4;
+/// Version 2: `limit, window_ms, last_ms, entries...` (a reconfiguration is a write with no entry).
+const TAG_SLIDING_LOG: u64 = 6;
 
 /// Canonical bytes of a limiter: varints `tag, parameters..., state...`; for a sliding log the
-/// state is its entries as `(ms since the previous entry, cost)` pairs, the first relative to 0.
-/// Two limiters in the same logical state encode identically (used by DEBUG DIGEST).
+/// state is its last update, then its entries as `(ms since the previous entry, cost)` pairs, the
+/// first relative to 0. Two limiters in the same logical state encode identically (DEBUG DIGEST).
 pub fn encode(limiter: &Limiter) -> Vec<u8> {
     let mut out = Vec::with_capacity(48);
     let mut put = |value: u64| varint::write(&mut out, value);
@@ -83,7 +87,7 @@ pub fn encode(limiter: &Limiter) -> Vec<u8> {
             }
         }
         Limiter::SlidingLog(log) => {
-            for v in [TAG_SLIDING_LOG, log.params.limit, log.params.window_ms] {
+            for v in [TAG_SLIDING_LOG, log.params.limit, log.params.window_ms, log.last_ms() as u64] {
                 put(v);
             }
             let mut previous = 0i64;
@@ -119,19 +123,30 @@ pub fn decode(bytes: &[u8]) -> Option<Limiter> {
             let g = Gcra { params, tat_ms: time(next()?)?, tat_fraction: next()?, last_ms: time(next()?)? };
             g.is_valid().then_some(Limiter::Gcra(g))?
         }
-        TAG_SLIDING_LOG => {
+        tag @ (TAG_SLIDING_LOG | TAG_SLIDING_LOG_V1) => {
             let params = sliding_log::Params { limit: next()?, window_ms: next()? };
             params.validate().ok()?;
-            let mut entries = Vec::new();
+            let last_ms = if tag == TAG_SLIDING_LOG { Some(time(next()?)?) } else { None };
+            // Entries go straight into the log as they are read: loading needs memory for the
+            // payload and the resulting log, never an intermediate list.
+            let mut malformed = false;
             let mut previous = 0i64;
-            while let Some(delta) = next() {
-                previous = previous.checked_add(time(delta)?)?;
-                entries.push((previous, next()?));
-            }
-            if entries.is_empty() {
+            let entries = std::iter::from_fn(|| {
+                if pos == bytes.len() {
+                    return None;
+                }
+                let entry = varint::read(bytes, &mut pos).and_then(|delta| {
+                    previous = previous.checked_add(time(delta)?)?;
+                    Some((previous, varint::read(bytes, &mut pos)?))
+                });
+                malformed |= entry.is_none();
+                entry
+            });
+            let log = SlidingLog::from_entries(params, last_ms, entries)?;
+            if malformed {
                 return None;
             }
-            Limiter::SlidingLog(SlidingLog::from_entries(params, entries)?)
+            Limiter::SlidingLog(log)
         }
         _ => return None,
     };
@@ -140,7 +155,7 @@ pub fn decode(bytes: &[u8]) -> Option<Limiter> {
 }
 
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
-    if encver != 1 {
+    if !(1..=ENCODING_VERSION).contains(&encver) {
         return std::ptr::null_mut();
     }
     let Ok(buffer) = raw::load_string_buffer(rdb) else {
@@ -149,7 +164,8 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
     match decode(buffer.as_ref()) {
         Some(limiter) => Box::into_raw(Box::new(StoredLimiter::pack(limiter))).cast(),
         None => {
-            redis_module::logging::log_warning("rl: refusing to load a corrupt limiter value");
+            // Verbose: a client sending bad RESTORE payloads in a loop must not flood the log.
+            crate::log::log_io(rdb, c"verbose", "rl: refusing to load a corrupt limiter value");
             std::ptr::null_mut()
         }
     }

@@ -1,20 +1,24 @@
 //! `rl`: native, exact, atomic rate limiting commands for Redis.
-//! This file only registers things; see command.rs (glue), request.rs (arguments),
+//! This file only registers things; see command.rs (glue) with key.rs (the open key),
+//! replicate.rs (the replicated form) and clock.rs (now); request.rs (arguments);
 //! limiter.rs + stored.rs + datatype.rs (the stored value) and algo/ (the pure algorithms).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod algo;
+mod clock;
 mod command;
 mod commands;
 mod config;
 mod datatype;
+mod key;
 mod limiter;
+mod log;
+mod replicate;
 mod request;
 mod stats;
 mod stored;
 mod varint;
 
-use std::ffi::CString;
 use std::sync::atomic::Ordering;
 
 use redis_module::configuration::ConfigurationFlags;
@@ -22,14 +26,27 @@ use redis_module::{raw, redis_module, Context, RedisString, Status};
 
 use datatype::LIMITER_TYPE;
 
-fn init(ctx: &Context, _args: &[RedisString]) -> Status {
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
     install_panic_hook();
-    // A short read in rdb_load (a truncated RESTORE payload) must fail that load, not panic Redis.
-    if let Some(set_options) = unsafe { raw::RedisModule_SetModuleOptions } {
-        unsafe { set_options(ctx.ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as std::ffi::c_int) };
+    // Checked and applied here rather than by the crate, which clamps or ignores what is wrong.
+    let args: Vec<String> = args.iter().map(|a| a.to_string_lossy()).collect();
+    if let Err(problem) = config::apply_module_args(&args.iter().map(String::as_str).collect::<Vec<_>>()) {
+        log::log(ctx.ctx, c"warning", &format!("rl: {problem}; refusing to load"));
+        return Status::Err;
     }
-    if !command::create_replication_words() {
-        ctx.log_warning("rl: could not create the strings of the replicated form");
+    // A short read in rdb_load (a truncated RESTORE payload) must fail that load, not panic Redis;
+    // and a key opened for writing is signalled modified only when a command really writes it
+    // (key.rs), so calls that write nothing leave WATCH and client-side caching alone.
+    let options = raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS | raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED;
+    match unsafe { raw::RedisModule_SetModuleOptions } {
+        Some(set_options) => unsafe { set_options(ctx.ctx, options as std::ffi::c_int) },
+        None => {
+            log::log(ctx.ctx, c"warning", "rl: the server cannot set module options");
+            return Status::Err;
+        }
+    }
+    if !replicate::create_words() {
+        log::log(ctx.ctx, c"warning", "rl: could not create the strings of the replicated form");
         return Status::Err;
     }
     if let Err(name) = commands::register(
@@ -37,7 +54,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         config::TEST_CLOCK.load(Ordering::Relaxed),
         config::TEST_PANIC.load(Ordering::Relaxed),
     ) {
-        ctx.log_warning(&format!("rl: could not register {name}"));
+        log::log(ctx.ctx, c"warning", &format!("rl: could not register {name}"));
         return Status::Err;
     }
     // Replaces the crate's default INFO handler with the module's counters.
@@ -49,11 +66,7 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
 fn install_panic_hook() {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if let (Ok(message), Some(log)) =
-            (CString::new(format!("rl panicked: {info}").replace('\0', " ")), unsafe { raw::RedisModule_Log })
-        {
-            unsafe { log(std::ptr::null_mut(), c"warning".as_ptr(), c"%s".as_ptr(), message.as_ptr()) };
-        }
+        log::log(std::ptr::null_mut(), c"warning", &format!("rl panicked: {info}"));
         default_hook(info);
     }));
 }
@@ -86,7 +99,16 @@ redis_module! {
                 &config::MAX_SLIDING_ENTRIES,
                 config::DEFAULT_MAX_SLIDING_ENTRIES,
                 1,
-                algo::MAX_UNITS as i64,
+                config::MAX_SLIDING_ENTRIES_RANGE.1,
+                ConfigurationFlags::DEFAULT,
+                None
+            ],
+            [
+                "max-at-ahead-ms",
+                &config::MAX_AT_AHEAD_MS,
+                config::DEFAULT_MAX_AT_AHEAD_MS,
+                config::MAX_AT_AHEAD_MS_RANGE.0,
+                config::MAX_AT_AHEAD_MS_RANGE.1,
                 ConfigurationFlags::DEFAULT,
                 None
             ],
@@ -97,6 +119,6 @@ redis_module! {
             ["test-panic", &config::TEST_PANIC, false, ConfigurationFlags::IMMUTABLE, None],
         ],
         enum: [],
-        module_args_as_configuration: true,
+        module_args_as_configuration: false,
     ]
 }

@@ -39,6 +39,11 @@ impl Algorithm {
         }
     }
 
+    /// Whether its state is a log of entries, whose length the sliding-log cap bounds.
+    pub fn has_log(self) -> bool {
+        self == Algorithm::SlidingLog
+    }
+
     /// Short name, as RL.INFO reports it.
     pub fn name(self) -> &'static str {
         match self {
@@ -143,9 +148,13 @@ impl Limiter {
         }
     }
 
-    /// Decides a request; `None` when the spec is for another algorithm than the one stored.
-    /// Writes only when `commit` and the request is admitted with cost > 0. A sliding log never
-    /// grows past `max_log_entries` (see `SlidingLog::decide`).
+    /// Decides a request at the effective now (max of `now` and the last write); `None` when the
+    /// spec is for another algorithm than the one stored. Parameters other than the stored ones
+    /// reconfigure the limiter in place. It writes (`Decision::wrote`) only when `commit` and
+    /// cost > 0, and then when the request is admitted (cost taken) or reconfigures (a write of
+    /// its own, even when rejected: the reply's retry and reset then hold for the next calls).
+    /// Without writing it replies as if reconfigured. A sliding log never grows past
+    /// `max_log_entries` (see `SlidingLog::decide`).
     pub fn decide(&mut self, spec: &Spec, now: i64, cost: u64, commit: bool, max_log_entries: u64) -> Option<Decision> {
         Some(match (self, spec) {
             (Limiter::TokenBucket(b), Spec::TokenBucket(p)) => b.decide(p, now, cost, commit),
@@ -176,7 +185,7 @@ impl Limiter {
         let (values, _) = spec.positional();
         fields.extend(names.iter().zip(values).map(|(name, v)| (*name, Field::Int(v as i64))));
         if let Limiter::SlidingLog(log) = self {
-            fields.push(("entries", Field::Int(log.len() as i64)));
+            fields.push(("entries", Field::Int(log.live_len(now) as i64)));
         }
         if let Some(d) = peek {
             if !names.contains(&"limit") {

@@ -11,6 +11,9 @@ pub struct Request {
     pub dryrun: bool,
     /// Explicit time (`AT`), else the server clock is used.
     pub at_ms: Option<i64>,
+    /// The sliding-log cap the decision uses (`CAP`, sent by the master with its own setting),
+    /// else the server's `max-sliding-entries`.
+    pub cap: Option<u64>,
     pub reply: ReplyFormat,
 }
 
@@ -106,14 +109,16 @@ fn parse(algorithm: Algorithm, args: &[&[u8]]) -> Result<Request, String> {
     };
     spec.validate().map_err(bound_error)?;
 
-    let mut request = Request { spec, cost: 1, dryrun: false, at_ms: None, reply: ReplyFormat::Contract };
-    const OPTIONS: [&str; 3] = ["COST", "AT", "DRYRUN"];
+    let mut request = Request { spec, cost: 1, dryrun: false, at_ms: None, cap: None, reply: ReplyFormat::Contract };
+    // CAP only where there is a log to cap.
+    const OPTIONS: [&str; 4] = ["COST", "AT", "DRYRUN", "CAP"];
     let mut seen = [false; OPTIONS.len()];
     let mut options = args[1 + names.len()..].iter();
     while let Some(option) = options.next() {
         let index = OPTIONS
             .iter()
             .position(|name| option.eq_ignore_ascii_case(name.as_bytes()))
+            .filter(|&i| OPTIONS[i] != "CAP" || algorithm == Algorithm::SlidingLog)
             .ok_or_else(|| format!("ERR unknown option '{}'", printable(option)))?;
         let name = OPTIONS[index];
         if std::mem::replace(&mut seen[index], true) {
@@ -129,6 +134,9 @@ fn parse(algorithm: Algorithm, args: &[&[u8]]) -> Result<Request, String> {
             request.cost = value
                 .filter(|v| *v <= MAX_UNITS)
                 .ok_or_else(|| format!("ERR COST must be an integer from 0 to {MAX_UNITS}"))?;
+        } else if name == "CAP" {
+            let cap = value.filter(|v| (1..=MAX_UNITS).contains(v));
+            request.cap = Some(cap.ok_or_else(|| format!("ERR CAP must be an integer from 1 to {MAX_UNITS}"))?);
         } else {
             let at = value.and_then(|v| i64::try_from(v).ok()).filter(|v| *v <= MAX_TIME_MS);
             request.at_ms =
@@ -156,7 +164,7 @@ fn parse_throttle(args: &[&[u8]]) -> Result<Request, String> {
         "period_ms" => bound_error("period_seconds"),
         _ => bound_error("(max_burst + 1) * period_seconds / count_per_period"),
     })?;
-    Ok(Request { spec, cost, dryrun: false, at_ms: None, reply: ReplyFormat::CellThrottle })
+    Ok(Request { spec, cost, dryrun: false, at_ms: None, cap: None, reply: ReplyFormat::CellThrottle })
 }
 
 /// The error for an argument out of its documented bounds (or not a number at all).

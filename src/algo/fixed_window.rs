@@ -43,9 +43,11 @@ impl FixedWindow {
         let allowed = cost == 0 || count.checked_add(cost).is_some_and(|total| total <= params.limit);
         if allowed {
             count += cost;
-            if commit && cost > 0 {
-                *self = FixedWindow { params: *params, window_start_ms: start, count, last_ms: now };
-            }
+        }
+        // A reconfiguration is a write of its own, even when the request is rejected.
+        let wrote = commit && cost > 0 && (allowed || *params != self.params);
+        if wrote {
+            *self = FixedWindow { params: *params, window_start_ms: start, count, last_ms: now };
         }
         Decision {
             allowed,
@@ -54,6 +56,7 @@ impl FixedWindow {
             retry_after_ms: if allowed || cost > params.limit { -1 } else { end - now },
             reset_after_ms: if count > 0 { end - now } else { 0 },
             at_ms: now,
+            wrote,
         }
     }
 }
@@ -94,8 +97,10 @@ mod tests {
             let mut now: i64 = rng.gen_range(0..1_000_000);
             let mut w = FixedWindow::new(params, now);
             // Model: every admitted (time, cost, window_ms); count = sum of those in now's window.
+            // A reconfiguration written without an admission is an entry of cost 0.
             let mut admitted: Vec<(i64, u64, u64)> = Vec::new();
             let mut last = now;
+            let mut stored = params;
             for _ in 0..300 {
                 now += rng.gen_range(-300..800);
                 if rng.gen_ratio(1, 20) {
@@ -123,10 +128,13 @@ mod tests {
                     if allowed || cost > params.limit { -1 } else { start + ws - t },
                     if after > 0 { start + ws - t } else { 0 },
                 ];
-                assert_eq!(w.decide(&params, now, cost, commit).reply(), expect, "seed {seed}");
-                if allowed && commit && cost > 0 {
-                    admitted.push((t, cost, params.window_ms));
-                    last = t;
+                let d = w.decide(&params, now, cost, commit);
+                assert_eq!(d.reply(), expect, "seed {seed}");
+                let wrote = commit && cost > 0 && (allowed || params != stored);
+                assert_eq!(d.wrote, wrote, "seed {seed}");
+                if wrote {
+                    admitted.push((t, if allowed { cost } else { 0 }, params.window_ms));
+                    (last, stored) = (t, params);
                 }
             }
         }

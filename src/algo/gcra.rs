@@ -68,13 +68,16 @@ impl Gcra {
     }
 
     /// Whether stored fields are consistent (used when loading untrusted data): in particular the
-    /// TAT is at most one tolerance past the last write, as every admitted write leaves it.
+    /// TAT is at most MAX_PERIOD_MS past the last write. An admission leaves it at most one
+    /// tolerance ahead; a reconfiguration keeps it as an absolute time, so a lowered burst may
+    /// leave it past the new tolerance, but never past the largest one (which bounds every reply).
     pub fn is_valid(&self) -> bool {
+        let most_owed = u128::from(MAX_PERIOD_MS) * u128::from(self.params.rate);
         self.params.validate().is_ok()
             && self.tat_fraction < self.params.rate
             && (0..=MAX_TIME_MS).contains(&self.last_ms)
             && self.tat_ms >= 0
-            && self.tat_scaled(&self.params) <= self.params.scale(self.last_ms) + self.params.tolerance()
+            && self.tat_scaled(&self.params) <= self.params.scale(self.last_ms) + most_owed
     }
 
     /// The TAT in scaled units of `params` (a different rate re-expresses the fraction, rounded up
@@ -103,7 +106,9 @@ impl Gcra {
         let retry_after_ms =
             if allowed || cost > params.limit() { -1 } else { ceil_div(new_tat - tolerance - now_scaled, rate) };
         let tat_after = if allowed { new_tat } else { tat };
-        if allowed && commit && cost > 0 {
+        // A reconfiguration is a write of its own, even when the request is rejected.
+        let wrote = commit && cost > 0 && (allowed || *params != self.params);
+        if wrote {
             self.params = *params;
             self.tat_ms = (tat_after / rate) as i64;
             self.tat_fraction = (tat_after % rate) as u64;
@@ -117,6 +122,7 @@ impl Gcra {
             retry_after_ms,
             reset_after_ms: ceil_div(owed, rate),
             at_ms: now,
+            wrote,
         }
     }
 }
@@ -222,7 +228,7 @@ mod tests {
             let mut now: i64 = rng.gen_range(0..1_000_000);
             let mut g = Gcra::new(params, now);
             // Model state: TAT as (numerator, denominator) and last write time.
-            let (mut num, mut den, mut last) = (now as u128, 1u128, now);
+            let (mut num, mut den, mut last, mut stored) = (now as u128, 1u128, now, params);
             for _ in 0..300 {
                 now += rng.gen_range(-300..1500);
                 if rng.gen_ratio(1, 30) {
@@ -250,9 +256,13 @@ mod tests {
                     },
                     owed.div_ceil(r) as i64,
                 ];
-                assert_eq!(g.decide(&params, now, cost, commit).reply(), expect, "seed {seed}");
-                if allowed && commit && cost > 0 {
-                    (num, den, last) = (after, r, t);
+                let d = g.decide(&params, now, cost, commit);
+                assert_eq!(d.reply(), expect, "seed {seed}");
+                // A reconfiguration is written even when the request is rejected.
+                let wrote = commit && cost > 0 && (allowed || params != stored);
+                assert_eq!(d.wrote, wrote, "seed {seed}");
+                if wrote {
+                    (num, den, last, stored) = (after, r, t, params);
                 }
             }
         }

@@ -48,6 +48,9 @@ pub struct Decision {
     pub retry_after_ms: i64,
     pub reset_after_ms: i64,
     pub at_ms: i64,
+    /// Whether this call changed the limiter: an admitted cost, or a reconfiguration (a write of
+    /// its own even when the request is rejected). Only a call with cost > 0 and no DRYRUN writes.
+    pub wrote: bool,
 }
 
 impl Decision {

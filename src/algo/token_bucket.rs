@@ -79,10 +79,11 @@ impl TokenBucket {
         whole * u128::from(params.refill_ms) + frac * u128::from(params.refill_ms) / u128::from(old.refill_ms)
     }
 
-    /// Decides a request of `cost` at `now` under `params`. Writes (takes tokens, adopts `params`)
-    /// only when `commit` and the request is admitted with cost > 0.
+    /// Decides a request of `cost` at `now` under `params`; see `Limiter::decide` for when it writes
+    /// (the level accrued to now at the old rate, re-expressed under `params`, less an admitted cost).
     pub fn decide(&mut self, params: &Params, now: i64, cost: u64, commit: bool) -> Decision {
         let now = now.max(self.last_ms);
+        let reconfigure = *params != self.params;
         let scale = u128::from(params.refill_ms);
         let rate = u128::from(params.refill_tokens);
         let full = params.scaled_capacity();
@@ -92,12 +93,13 @@ impl TokenBucket {
         let retry_after_ms = if allowed || cost > params.capacity { -1 } else { ceil_div(needed - level, rate) };
         if allowed {
             level -= needed;
-            if commit && cost > 0 {
-                self.params = *params;
-                self.tokens = (level / scale) as u64;
-                self.fraction = (level % scale) as u64;
-                self.last_ms = now;
-            }
+        }
+        let wrote = commit && cost > 0 && (allowed || reconfigure);
+        if wrote {
+            self.params = *params;
+            self.tokens = (level / scale) as u64;
+            self.fraction = (level % scale) as u64;
+            self.last_ms = now;
         }
         Decision {
             allowed,
@@ -106,6 +108,7 @@ impl TokenBucket {
             retry_after_ms,
             reset_after_ms: ceil_div(full - level, rate),
             at_ms: now,
+            wrote,
         }
     }
 }
@@ -246,7 +249,10 @@ mod tests {
                 let (expected, next) = model.decide(&params, now, cost);
                 let d = bucket.decide(&params, now, cost, commit);
                 assert_eq!(d.reply(), expected, "seed {seed}");
-                if d.allowed && commit && cost > 0 {
+                // A reconfiguration is written even when the request is rejected.
+                let wrote = commit && cost > 0 && (d.allowed || params != model.params);
+                assert_eq!(d.wrote, wrote, "seed {seed}");
+                if wrote {
                     model = next;
                 }
             }

@@ -26,6 +26,9 @@ pub struct Server {
     child: Option<Child>,
 }
 
+/// The latest time the module accepts (10^15 ms).
+pub const MAX_TIME_MS: i64 = 1_000_000_000_000_000;
+
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
 
 impl Server {
@@ -43,8 +46,13 @@ impl Server {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let owned = |args: &[&str]| args.iter().map(|s| s.to_string()).collect();
-        let mut server = Server { port: 0, dir, module_args: owned(module_args), extra: owned(extra), child: None };
+        let owned = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        // Tests pin far times with AT: raise the bound, unless a test sets it itself.
+        let mut module_args = owned(module_args);
+        if !module_args.iter().any(|a| a == "max-at-ahead-ms") {
+            module_args.extend(["max-at-ahead-ms".to_string(), MAX_TIME_MS.to_string()]);
+        }
+        let mut server = Server { port: 0, dir, module_args, extra: owned(extra), child: None };
         // A port found free can be taken before redis binds it: try another one then.
         for _attempt in 0..20 {
             if server.launch(free_port()) {

@@ -1,0 +1,150 @@
+//! What replicas and the AOF receive for a write: the call with its effective time pinned (`AT`),
+//! its cost and whatever configuration the decision used (the sliding-log cap), so they reach
+//! exactly the master's state whatever their clock, their configuration and however late they
+//! apply it. Built with RM_Replicate's `v` format from strings that already exist (the caller's
+//! arguments, words created at load, a cached AT), so the common case creates few strings:
+//! the `l`/`c` formats allocate per argument and dominated a command's cost.
+
+use std::ffi::{c_char, c_longlong, CStr};
+use std::sync::atomic::{AtomicI64, AtomicPtr, Ordering};
+
+use redis_module::raw::{self, RedisModuleCtx, RedisModuleString};
+
+/// The most words a replicated call has after its name (RL.LIMIT: key, 16 rules of up to 4 words,
+/// COST, AT and CAP with their values).
+const MAX_WORDS: usize = 1 + 16 * 4 + 6;
+
+/// Words of the replicated forms, created once at load (`create_words`) and kept.
+#[derive(Clone, Copy)]
+pub enum Word {
+    Cost,
+    At,
+    Cap,
+    One,
+}
+
+const WORD_TEXT: [&str; 4] = ["COST", "AT", "CAP", "1"];
+static WORDS: [AtomicPtr<RedisModuleString>; 4] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 4];
+
+/// Creates the words; false if the server could not (the module must not load then: it could
+/// not replicate).
+pub fn create_words() -> bool {
+    let Some(create) = (unsafe { raw::RedisModule_CreateString }) else { return false };
+    for (word, text) in WORDS.iter().zip(WORD_TEXT) {
+        let s = unsafe { create(std::ptr::null_mut(), text.as_ptr().cast(), text.len()) };
+        if s.is_null() {
+            return false;
+        }
+        word.store(s, Ordering::Relaxed);
+    }
+    true
+}
+
+/// A replicated call being put together; `send` replicates it, dropping frees what it created.
+pub struct Form {
+    argv: [*mut RedisModuleString; MAX_WORDS],
+    len: usize,
+    /// Strings created for this form (numbers), freed on drop.
+    owned: [*mut RedisModuleString; MAX_WORDS],
+    owned_len: usize,
+}
+
+impl Form {
+    pub fn new() -> Form {
+        Form { argv: [std::ptr::null_mut(); MAX_WORDS], len: 0, owned: [std::ptr::null_mut(); MAX_WORDS], owned_len: 0 }
+    }
+
+    /// A string that outlives the call (a caller's argument, a word).
+    pub fn push(&mut self, s: *mut RedisModuleString) {
+        if self.len < MAX_WORDS {
+            self.argv[self.len] = s;
+            self.len += 1;
+        }
+    }
+
+    pub fn word(&mut self, word: Word) {
+        self.push(WORDS[word as usize].load(Ordering::Relaxed));
+    }
+
+    pub fn number(&mut self, value: u64) {
+        if value == 1 {
+            return self.word(Word::One);
+        }
+        let Some(from_number) = (unsafe { raw::RedisModule_CreateStringFromLongLong }) else { return };
+        let s = unsafe { from_number(std::ptr::null_mut(), value as c_longlong) };
+        if self.owned_len < MAX_WORDS {
+            self.owned[self.owned_len] = s;
+            self.owned_len += 1;
+        }
+        self.push(s);
+    }
+
+    /// `COST c AT t`, and `CAP n` when the decision used the sliding-log cap.
+    pub fn options(&mut self, cost: u64, at_ms: i64, cap: Option<u64>) {
+        self.word(Word::Cost);
+        self.number(cost);
+        self.word(Word::At);
+        self.push(at_string(at_ms));
+        if let Some(cap) = cap {
+            self.word(Word::Cap);
+            self.number(cap);
+        }
+    }
+
+    pub unsafe fn send(mut self, ctx: *mut RedisModuleCtx, command: &CStr) {
+        if let Some(replicate) = raw::RedisModule_Replicate {
+            replicate(ctx, command.as_ptr(), c"v".as_ptr(), self.argv.as_mut_ptr(), self.len);
+        }
+    }
+}
+
+impl Drop for Form {
+    fn drop(&mut self) {
+        if let Some(free) = unsafe { raw::RedisModule_FreeString } {
+            for &s in self.owned[..self.owned_len].iter().filter(|s| !s.is_null()) {
+                unsafe { free(std::ptr::null_mut(), s) };
+            }
+        }
+    }
+}
+
+/// A key replaced by a state: `DEL`, `RL.LOADSTATE` of the new state, `PEXPIREAT`, which Redis
+/// wraps in MULTI/EXEC. Rare (once per string key taken over), so allocating here is fine.
+pub unsafe fn replacement(ctx: *mut RedisModuleCtx, key: *mut RedisModuleString, state: &[u8], expire_at: i64) {
+    let Some(replicate) = raw::RedisModule_Replicate else { return };
+    replicate(ctx, c"DEL".as_ptr(), c"s".as_ptr(), key);
+    replicate(
+        ctx,
+        crate::datatype::LOAD_COMMAND.as_ptr(),
+        c"sb".as_ptr(),
+        key,
+        state.as_ptr().cast::<c_char>(),
+        state.len(),
+    );
+    replicate(ctx, c"PEXPIREAT".as_ptr(), c"sl".as_ptr(), key, expire_at as c_longlong);
+}
+
+/// The replicated AT value as a string, reused while calls share the same ms (most do under load).
+/// Redis takes its own reference to what it replicates, so replacing the cached one is safe.
+fn at_string(at_ms: i64) -> *mut RedisModuleString {
+    let cached = LAST_AT.load(Ordering::Relaxed);
+    if !cached.is_null() && LAST_AT_MS.load(Ordering::Relaxed) == at_ms {
+        return cached;
+    }
+    let (Some(from_number), Some(free)) =
+        (unsafe { raw::RedisModule_CreateStringFromLongLong }, unsafe { raw::RedisModule_FreeString })
+    else {
+        return cached;
+    };
+    let fresh = unsafe { from_number(std::ptr::null_mut(), at_ms as c_longlong) };
+    if !cached.is_null() {
+        unsafe { free(std::ptr::null_mut(), cached) };
+    }
+    LAST_AT.store(fresh, Ordering::Relaxed);
+    LAST_AT_MS.store(at_ms, Ordering::Relaxed);
+    fresh
+}
+
+// Only touched from commands, which Redis runs one at a time on its main thread.
+static LAST_AT: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+static LAST_AT_MS: AtomicI64 = AtomicI64::new(-1);
