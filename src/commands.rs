@@ -155,6 +155,10 @@ const TEST_PANIC: CommandDoc = CommandDoc {
 /// Creates every command; Err names the one that failed.
 pub fn register(ctx: *mut raw::RedisModuleCtx, test_clock: bool, test_panic: bool) -> Result<(), &'static str> {
     let extra = [test_clock.then_some(&TEST_CLOCK), test_panic.then_some(&TEST_PANIC)];
+    // Newer servers (7.4+) take module-defined ACL categories: `+@ratelimit` grants every RL.*.
+    let custom_category = unsafe {
+        raw::RedisModule_AddACLCategory.is_some_and(|add| add(ctx, RATELIMIT.as_ptr()) == raw::REDISMODULE_OK as c_int)
+    };
     for doc in COMMANDS.iter().chain(extra.into_iter().flatten()) {
         let name = doc.name.to_str().unwrap_or("?");
         let key = if doc.key_flags == 0 { 0 } else { 1 };
@@ -166,9 +170,41 @@ pub fn register(ctx: *mut raw::RedisModuleCtx, test_clock: bool, test_panic: boo
         if created != raw::REDISMODULE_OK as c_int {
             return Err(name);
         }
-        if unsafe { set_info(ctx, doc) }.is_err() {
+        if unsafe { set_info(ctx, doc) }.is_err() || unsafe { set_acl_categories(ctx, doc, custom_category) }.is_err() {
             return Err(name);
         }
+    }
+    Ok(())
+}
+
+const RATELIMIT: &CStr = c"ratelimit";
+
+/// ACL categories from the command's flags (`@write`/`@read`, `@fast`) and `@ratelimit` where the
+/// server has it, so `+@write` or `+@fast` users may call RL.*. Redis 7.2+; 7.0 has no such API
+/// (there, grant the commands by name).
+unsafe fn set_acl_categories(ctx: *mut raw::RedisModuleCtx, doc: &CommandDoc, custom: bool) -> Result<(), ()> {
+    let (Some(get_command), Some(set_categories)) =
+        (raw::RedisModule_GetCommand, raw::RedisModule_SetCommandACLCategories)
+    else {
+        return Ok(());
+    };
+    let flags = doc.flags.to_str().unwrap_or("");
+    let has = |flag: &str| flags.split(' ').any(|f| f == flag);
+    if has("admin") {
+        return Ok(()); // tests-only commands: Redis puts admin commands in @admin and @dangerous
+    }
+    let mut categories = Vec::new();
+    categories.push(if has("write") { "write" } else { "read" });
+    if has("fast") {
+        categories.push("fast");
+    }
+    if custom {
+        categories.push("ratelimit");
+    }
+    let categories = std::ffi::CString::new(categories.join(" ")).map_err(|_| ())?;
+    let command = get_command(ctx, doc.name.as_ptr());
+    if command.is_null() || set_categories(command, categories.as_ptr()) != raw::REDISMODULE_OK as c_int {
+        return Err(());
     }
     Ok(())
 }
