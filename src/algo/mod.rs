@@ -3,6 +3,7 @@
 
 pub mod fixed_window;
 pub mod gcra;
+pub mod sliding_counter;
 pub mod sliding_log;
 pub mod token_bucket;
 
