@@ -9,16 +9,19 @@ use std::slice;
 
 use redis_module::raw::{self, RedisModuleCtx, RedisModuleString};
 
-use crate::algo::Decision;
+use std::borrow::Cow;
+
 use crate::clock;
+use crate::composite::{Composite, Outcome};
 use crate::config;
 use crate::datatype;
 use crate::key::Key;
-use crate::limiter::{Field, Limiter};
+use crate::limiter::{Field, Limiter, Spec};
+use crate::policy;
 use crate::replicate::{self, Form};
-use crate::request::{Command, ReplyFormat, Request};
-use crate::stats::{self, Outcome};
-use crate::stored::StoredLimiter;
+use crate::request::{Command, ReplyFormat, Request, Target};
+use crate::stats::{self, Kind};
+use crate::stored::{StoredLimiter, Value};
 
 const OK: c_int = raw::REDISMODULE_OK as c_int;
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
@@ -51,6 +54,24 @@ pub unsafe extern "C" fn gcra(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisMod
     run(ctx, argv, argc, Command::Gcra)
 }
 
+pub unsafe extern "C" fn sliding_counter(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    run(ctx, argv, argc, Command::SlidingCounter)
+}
+
+/// RL.LIMIT: several rules in one key, all or nothing.
+pub unsafe extern "C" fn limit(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    run(ctx, argv, argc, Command::Limit)
+}
+
+/// RL.CHECK: RL.LIMIT with a stored policy's rules; replicated as RL.LIMIT with them spelled out.
+pub unsafe extern "C" fn check(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    run(ctx, argv, argc, Command::Check)
+}
+
 /// redis-cell's CL.THROTTLE on the same GCRA code; replicated as RL.GCRA with AT.
 pub unsafe extern "C" fn cl_throttle(
     ctx: *mut RedisModuleCtx,
@@ -76,17 +97,36 @@ pub unsafe extern "C" fn info(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisMod
     let Some(stored) = key.stored_limiter() else {
         return reply_error(ctx, WRONGTYPE);
     };
-    let mut fields = stored.limiter().describe(clock::now_ms());
+    let now = clock::now_ms();
+    let mut fields = match stored.value().as_ref() {
+        Value::One(limiter) => limiter.describe(now),
+        Value::Rules(rules) => vec![
+            ("algorithm", Field::Text("rules")),
+            ("rules", Field::Rules(rules.rules.iter().map(|rule| rule.describe(now)).collect())),
+        ],
+    };
     fields.push(("ttl_ms", Field::Int(ttl_ms)));
+    reply_fields(ctx, &fields);
+    OK
+}
+
+/// Fields as a map (a flat array in RESP2); a rule list as an array of maps.
+unsafe fn reply_fields(ctx: *mut RedisModuleCtx, fields: &[(&str, Field)]) {
     raw::reply_with_map(ctx, fields.len() as i64);
     for (name, value) in fields {
         raw::reply_with_string_buffer(ctx, name.as_ptr().cast(), name.len());
         match value {
-            Field::Int(v) => raw::reply_with_long_long(ctx, v),
+            Field::Int(v) => raw::reply_with_long_long(ctx, *v),
             Field::Text(t) => raw::reply_with_string_buffer(ctx, t.as_ptr().cast(), t.len()),
+            Field::Rules(rules) => {
+                raw::reply_with_array(ctx, rules.len() as i64);
+                for rule in rules {
+                    reply_fields(ctx, rule);
+                }
+                raw::Status::Ok
+            }
         };
     }
-    OK
 }
 
 /// `RL.TESTCLOCK <ms> | OFF`: pins the module's clock, for testing commands without AT
@@ -137,10 +177,81 @@ pub unsafe extern "C" fn load_state(ctx: *mut RedisModuleCtx, argv: *mut *mut Re
     reply_ok(ctx)
 }
 
+/// `RL.POLICY.SET name rule [rule ...]` -> OK.
+pub unsafe extern "C" fn policy_set(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    let args = arguments(argv, argc);
+    let words: Vec<&[u8]> = args.iter().skip(1).map(|&a| string_bytes(a)).collect();
+    if let Err(message) = policy::set(&words) {
+        return reply_error(ctx, &message);
+    }
+    raw::RedisModule_ReplicateVerbatim.map(|f| f(ctx));
+    reply_ok(ctx)
+}
+
+/// `RL.POLICY.GET name` -> the rules as arrays (`["TOKENBUCKET", 10, 1, 1000]`, ...) or nil.
+pub unsafe extern "C" fn policy_get(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    let args = arguments(argv, argc);
+    if args.len() != 2 {
+        return reply_error(ctx, "ERR wrong number of arguments for 'RL.POLICY.GET' command");
+    }
+    let Some(specs) = policy::rules(string_bytes(args[1])) else {
+        raw::reply_with_null(ctx);
+        return OK;
+    };
+    raw::reply_with_array(ctx, specs.len() as i64);
+    for spec in &specs {
+        let (name, values) = policy::describe(spec);
+        raw::reply_with_array(ctx, 1 + values.len() as i64);
+        raw::reply_with_string_buffer(ctx, name.as_ptr().cast(), name.len());
+        for value in values {
+            raw::reply_with_long_long(ctx, value as i64);
+        }
+    }
+    OK
+}
+
+/// `RL.POLICY.DEL name` -> 1 or 0; replicated when it deleted one.
+pub unsafe extern "C" fn policy_del(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
+    let args = arguments(argv, argc);
+    if args.len() != 2 {
+        return reply_error(ctx, "ERR wrong number of arguments for 'RL.POLICY.DEL' command");
+    }
+    let deleted = policy::delete(string_bytes(args[1]));
+    if deleted {
+        raw::RedisModule_ReplicateVerbatim.map(|f| f(ctx));
+    }
+    raw::reply_with_long_long(ctx, i64::from(deleted));
+    OK
+}
+
+/// `RL.POLICY.LIST` -> the names, sorted bytewise.
+pub unsafe extern "C" fn policy_list(
+    ctx: *mut RedisModuleCtx,
+    argv: *mut *mut RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    if arguments(argv, argc).len() != 1 {
+        return reply_error(ctx, "ERR wrong number of arguments for 'RL.POLICY.LIST' command");
+    }
+    let names = policy::names();
+    raw::reply_with_array(ctx, names.len() as i64);
+    for name in names {
+        raw::reply_with_string_buffer(ctx, name.as_ptr().cast(), name.len());
+    }
+    OK
+}
+
+/// What a call decided: the reply's decision, each rule's own reply (DETAILS), and with UPTO the
+/// units granted.
+struct Answer {
+    outcome: Outcome,
+    granted: Option<u64>,
+}
+
 unsafe fn run(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int, command: Command) -> c_int {
     let args = arguments(argv, argc);
-    // A valid call has at most 11 arguments after the name: no allocation for those.
-    let mut on_stack: [&[u8]; 12] = [&[]; 12];
+    // A single-algorithm call has at most 13 arguments after the name: no allocation for those.
+    let mut on_stack: [&[u8]; 14] = [&[]; 14];
     let on_heap: Vec<&[u8]>;
     let bytes: &[&[u8]] = if args.len() <= on_stack.len() {
         for (slot, &arg) in on_stack.iter_mut().zip(args.iter().skip(1)) {
@@ -151,24 +262,25 @@ unsafe fn run(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc:
         on_heap = args.iter().skip(1).map(|&arg| string_bytes(arg)).collect();
         &on_heap
     };
-    let outcome = match command.parse(bytes) {
+    let result = match command.parse(bytes) {
         // parse() requires the key, so args[1] exists.
-        Ok(request) if args.len() > 1 => execute(ctx, args, command, &request).map(|decision| (request, decision)),
+        Ok(request) if args.len() > 1 => execute(ctx, args, command, &request).map(|answer| (request, answer)),
         Ok(_) => Err("ERR wrong number of arguments".into()),
         Err(message) => Err(message),
     };
-    match outcome {
-        Ok((request, decision)) => {
+    match result {
+        Ok((request, answer)) => {
+            let decision = &answer.outcome.decision;
             let kind = match (decision.allowed, request.dryrun || request.cost == 0) {
-                (true, false) => Outcome::Admitted,
-                (false, false) => Outcome::Rejected,
-                (_, true) => Outcome::Peek,
+                (true, false) => Kind::Admitted,
+                (false, false) => Kind::Rejected,
+                (_, true) => Kind::Peek,
             };
             stats::record(command, kind);
-            reply_decision(ctx, request.reply, &decision)
+            reply_answer(ctx, &request, &answer)
         }
         Err(message) => {
-            stats::record(command, Outcome::Error);
+            stats::record(command, Kind::Error);
             reply_error(ctx, &message)
         }
     }
@@ -195,51 +307,105 @@ unsafe fn time_and_cap(ctx: *mut RedisModuleCtx, request: &Request) -> Result<(i
     Ok((request.at_ms.unwrap_or(clock), request.cap.unwrap_or(own_cap)))
 }
 
+/// What a call decides against, its rules resolved.
+enum Rules<'a> {
+    One(&'a Spec),
+    Many(Cow<'a, [Spec]>),
+}
+
+impl Rules<'_> {
+    /// What an absent key means.
+    fn idle(&self, now: i64) -> Value {
+        match self {
+            Rules::One(spec) => Value::One(Limiter::new(spec, now)),
+            Rules::Many(specs) => Value::Rules(Composite::new(specs, now)),
+        }
+    }
+
+    fn has_log(&self) -> bool {
+        match self {
+            Rules::One(spec) => spec.algorithm().has_log(),
+            Rules::Many(specs) => specs.iter().any(|s| s.algorithm().has_log()),
+        }
+    }
+
+    /// Decides on `value`; Err (WRONGTYPE naming both) when it holds something else.
+    fn decide(&self, value: &mut Value, now: i64, cost: u64, commit: bool, cap: u64) -> Result<Outcome, String> {
+        match (value, self) {
+            (Value::One(limiter), Rules::One(spec)) if limiter.algorithm() == spec.algorithm() => {
+                Ok(Outcome { decision: limiter.decide(spec, now, cost, commit, cap), rules: Vec::new() })
+            }
+            (Value::Rules(rules), Rules::Many(specs)) => Ok(rules.decide(specs, now, cost, commit, cap)),
+            (value, wanted) => {
+                let (command, needs) = match wanted {
+                    Rules::One(spec) => {
+                        (spec.algorithm().command(), format!("{} limiter", spec.algorithm().description()))
+                    }
+                    Rules::Many(_) => ("RL.LIMIT", "RL.LIMIT rules".to_string()),
+                };
+                Err(format!("WRONGTYPE key holds {}; {command} needs {needs}", value.description()))
+            }
+        }
+    }
+
+    /// Decides the request: with UPTO, first how much of its cost is admitted now (a COST 0
+    /// peek's remaining), then that much (or COST 1 when nothing is, for its retry).
+    fn answer(&self, value: &mut Value, now: i64, request: &Request, cap: u64) -> Result<Answer, String> {
+        let granted = if request.upto {
+            let available = self.decide(value, now, 0, false, cap)?.decision.remaining;
+            Some(available.min(request.cost))
+        } else {
+            None
+        };
+        let cost = granted.map_or(request.cost, |g| g.max(1));
+        let commit = !request.dryrun && cost > 0;
+        let outcome = self.decide(value, now, cost, commit, cap)?;
+        Ok(Answer { outcome, granted })
+    }
+}
+
 /// Decides `request` on the key at args[1]. A write (an admission, or a reconfiguration even when
 /// rejected) is stored with its absolute expiry, or deletes a limiter left idle; it is replicated,
-/// and signalled and notified once the key is closed. Anything else touches nothing.
+/// and signalled and notified once the key is closed. Anything else touches nothing. Errors come
+/// in the contract's order: arguments, then the policy, then the key's type.
 unsafe fn execute(
     ctx: *mut RedisModuleCtx,
     args: &[*mut RedisModuleString],
     command: Command,
     request: &Request,
-) -> Result<Decision, String> {
+) -> Result<Answer, String> {
     let (now, cap) = time_and_cap(ctx, request)?;
+    let rules = match &request.target {
+        Target::One(spec) => Rules::One(spec),
+        Target::Rules(specs) => Rules::Many(Cow::Borrowed(specs)),
+        Target::Policy(name) => Rules::Many(Cow::Owned(policy::rules(name).ok_or_else(|| policy::unknown(name))?)),
+    };
     let mut key = Key::open(ctx, args[1]);
-    let commit = !request.dryrun && request.cost > 0;
-    let decide = |limiter: &mut Limiter| limiter.decide(&request.spec, now, request.cost, commit, cap);
     // A limiter redis-cell left in a string key, for CL.THROTTLE: taken over on the first write.
     let cell_tat_ns = if command.adopts_cell_keys() { key.cell_integer(ctx, args[1]) } else { None };
     // The state that replaces such a string, replicated as a whole (a replica's RL.GCRA would
     // refuse the string).
     let mut taken_over: Option<Vec<u8>> = None;
-    let decision = if key.is_empty() || cell_tat_ns.is_some() {
-        let mut limiter = match cell_tat_ns {
-            Some(tat_ns) => Limiter::from_cell(&request.spec, tat_ns, now),
-            None => Some(Limiter::new(&request.spec, now)),
+    let answer = if key.is_empty() || cell_tat_ns.is_some() {
+        let mut value = match (cell_tat_ns, &rules) {
+            (Some(tat_ns), Rules::One(spec)) => {
+                Value::One(Limiter::from_cell(spec, tat_ns, now).ok_or("ERR time out of range")?)
+            }
+            _ => rules.idle(now),
+        };
+        let answer = rules.answer(&mut value, now, request, cap)?;
+        if answer.outcome.decision.wrote {
+            taken_over = cell_tat_ns.map(|_| datatype::encode(&value));
+            key.set_value(StoredLimiter::pack(value));
         }
-        .ok_or("ERR time out of range")?;
-        let decision = decide(&mut limiter).ok_or("ERR internal algorithm mismatch")?;
-        if decision.wrote {
-            taken_over = cell_tat_ns.map(|_| datatype::encode(&limiter));
-            key.set_value(StoredLimiter::pack(limiter));
-        }
-        decision
+        answer
     } else {
-        let algorithm = request.spec.algorithm();
         let stored = key.stored_limiter().ok_or(WRONGTYPE)?;
-        let stored_algorithm = stored.algorithm();
-        stored.update(decide).ok_or_else(|| {
-            format!(
-                "WRONGTYPE key holds {} limiter; {} needs {} limiter",
-                stored_algorithm.description(),
-                algorithm.command(),
-                algorithm.description()
-            )
-        })?
+        stored.update(|value| rules.answer(value, now, request, cap))?
     };
+    let decision = &answer.outcome.decision;
     if !decision.wrote {
-        return Ok(decision);
+        return Ok(answer);
     }
     let expire_at = decision.at_ms + decision.reset_after_ms;
     if decision.reset_after_ms == 0 {
@@ -250,25 +416,86 @@ unsafe fn execute(
     match taken_over {
         Some(state) => replicate::replacement(ctx, args[1], &state, expire_at),
         None => {
-            let mut form = Form::new();
-            form.push(args[1]);
-            let (values, count) = request.spec.positional();
-            for (i, &value) in values[..count].iter().enumerate() {
-                // RL.* parameters replicate as sent (parsed strictly, so they read back identically);
-                // CL.THROTTLE's are converted (seconds to ms), so they are spelled out.
-                if command.replicates_own_parameters() {
-                    form.push(args[2 + i]);
-                } else {
-                    form.number(value);
-                }
-            }
-            let uses_cap = request.spec.algorithm().has_log();
-            form.options(request.cost, decision.at_ms, uses_cap.then_some(cap));
-            form.send(ctx, request.spec.algorithm().command_cstr());
+            let cost = answer.granted.map_or(request.cost, |g| g.max(1));
+            replicate_write(ctx, args, command, &rules, cost, decision.at_ms, rules.has_log().then_some(cap));
         }
     }
     key.close_written(ctx, args[1], command.event());
-    Ok(decision)
+    Ok(answer)
+}
+
+/// The write as replicas and the AOF apply it: the same command (RL.CHECK as RL.LIMIT, CL.THROTTLE
+/// as RL.GCRA) with its rules, the cost taken, the effective time and the cap it used.
+unsafe fn replicate_write(
+    ctx: *mut RedisModuleCtx,
+    args: &[*mut RedisModuleString],
+    command: Command,
+    rules: &Rules,
+    cost: u64,
+    at_ms: i64,
+    cap: Option<u64>,
+) {
+    let mut form = Form::new();
+    form.push(args[1]);
+    // RL.* parameters replicate as sent (parsed strictly, so they read back identically);
+    // CL.THROTTLE's are converted (seconds to ms) and RL.CHECK's come from a policy: spelled out.
+    let own = command.replicates_own_parameters();
+    let specs: &[Spec] = match rules {
+        Rules::One(spec) => slice::from_ref(*spec),
+        Rules::Many(specs) => specs,
+    };
+    let mut next_arg = 2;
+    for spec in specs {
+        let (values, count) = spec.positional();
+        if let Rules::Many(_) = rules {
+            if own {
+                form.push(args[next_arg]);
+            } else {
+                form.rule(spec.algorithm());
+            }
+            next_arg += 1;
+        }
+        for &value in &values[..count] {
+            if own {
+                form.push(args[next_arg]);
+            } else {
+                form.number(value);
+            }
+            next_arg += 1;
+        }
+    }
+    form.options(cost, at_ms, cap);
+    let name = match rules {
+        Rules::One(spec) => spec.algorithm().command_cstr(),
+        Rules::Many(_) => c"RL.LIMIT",
+    };
+    form.send(ctx, name);
+}
+
+unsafe fn reply_answer(ctx: *mut RedisModuleCtx, request: &Request, answer: &Answer) -> c_int {
+    let decision = &answer.outcome.decision;
+    let values = match request.reply {
+        ReplyFormat::Contract => decision.reply(),
+        ReplyFormat::CellThrottle => {
+            // redis-cell: limited flag, and times in whole seconds rounded up.
+            let seconds = |ms: i64| if ms < 0 { -1 } else { (ms + 999) / 1000 };
+            let [allowed, limit, remaining, retry, reset] = decision.reply();
+            [1 - allowed, limit, remaining, seconds(retry), seconds(reset)]
+        }
+    };
+    let details: &[[i64; 5]] = if request.details { &answer.outcome.rules } else { &[] };
+    let len = values.len() + usize::from(answer.granted.is_some()) + details.len();
+    raw::reply_with_array(ctx, len as i64);
+    for value in values.into_iter().chain(answer.granted.map(|g| g as i64)) {
+        raw::reply_with_long_long(ctx, value);
+    }
+    for rule in details {
+        raw::reply_with_array(ctx, 5);
+        for &value in rule {
+            raw::reply_with_long_long(ctx, value);
+        }
+    }
+    OK
 }
 
 unsafe fn reply_ok(ctx: *mut RedisModuleCtx) -> c_int {
@@ -289,23 +516,6 @@ unsafe fn string_bytes<'a>(s: *mut RedisModuleString) -> &'a [u8] {
         return &[];
     }
     slice::from_raw_parts(ptr.cast::<u8>(), len)
-}
-
-unsafe fn reply_decision(ctx: *mut RedisModuleCtx, format: ReplyFormat, decision: &Decision) -> c_int {
-    let values = match format {
-        ReplyFormat::Contract => decision.reply(),
-        ReplyFormat::CellThrottle => {
-            // redis-cell: limited flag, and times in whole seconds rounded up.
-            let seconds = |ms: i64| if ms < 0 { -1 } else { (ms + 999) / 1000 };
-            let [allowed, limit, remaining, retry, reset] = decision.reply();
-            [1 - allowed, limit, remaining, seconds(retry), seconds(reset)]
-        }
-    };
-    raw::reply_with_array(ctx, 5);
-    for value in values {
-        raw::reply_with_long_long(ctx, value);
-    }
-    OK
 }
 
 unsafe fn reply_error(ctx: *mut RedisModuleCtx, message: &str) -> c_int {

@@ -17,6 +17,8 @@ enum Kind {
     Time,
     Text,
     Flag,
+    /// Rule words (name and parameters), one or more.
+    Rules,
 }
 
 /// One argument: name, kind, the token before it (options), and whether it may be left out.
@@ -39,17 +41,22 @@ struct CommandDoc {
 const WRITE_KEY: u32 = raw::REDISMODULE_CMD_KEY_RW | raw::REDISMODULE_CMD_KEY_UPDATE;
 const READ_KEY: u32 = raw::REDISMODULE_CMD_KEY_RO | raw::REDISMODULE_CMD_KEY_ACCESS;
 const LIMITER_FLAGS: &CStr = c"write deny-oom fast";
-const OPTIONS: [ArgDoc; 3] = [
+const OPTIONS: [ArgDoc; 6] = [
     ArgDoc(c"cost", Kind::Integer, Some(c"COST"), true),
     ArgDoc(c"dryrun", Kind::Flag, Some(c"DRYRUN"), true),
     ArgDoc(c"at", Kind::Time, Some(c"AT"), true),
+    ArgDoc(c"upto", Kind::Flag, Some(c"UPTO"), true),
+    ArgDoc(c"details", Kind::Flag, Some(c"DETAILS"), true),
+    ArgDoc(c"cap", Kind::Integer, Some(c"CAP"), true),
 ];
+/// Every option of a single-algorithm command (RL.SLIDING adds CAP).
+const SINGLE: [ArgDoc; 4] = [OPTIONS[0], OPTIONS[1], OPTIONS[2], OPTIONS[3]];
 const KEY: ArgDoc = ArgDoc(c"key", Kind::Key, None, false);
 const fn int(name: &'static CStr) -> ArgDoc {
     ArgDoc(name, Kind::Integer, None, false)
 }
 
-const COMMANDS: [CommandDoc; 7] = [
+const COMMANDS: [CommandDoc; 14] = [
     CommandDoc {
         name: c"RL.TOKENBUCKET",
         handler: command::token_bucket,
@@ -58,7 +65,7 @@ const COMMANDS: [CommandDoc; 7] = [
         key_flags: WRITE_KEY,
         summary: c"Takes COST tokens from a bucket of capacity tokens refilled at refill_tokens per refill_ms",
         complexity: c"O(1)",
-        args: &[KEY, int(c"capacity"), int(c"refill_tokens"), int(c"refill_ms"), OPTIONS[0], OPTIONS[1], OPTIONS[2]],
+        args: &[KEY, int(c"capacity"), int(c"refill_tokens"), int(c"refill_ms"), SINGLE[0], SINGLE[1], SINGLE[2], SINGLE[3]],
     },
     CommandDoc {
         name: c"RL.FIXED",
@@ -68,7 +75,7 @@ const COMMANDS: [CommandDoc; 7] = [
         key_flags: WRITE_KEY,
         summary: c"Counts COST units against limit in epoch-aligned windows of window_ms",
         complexity: c"O(1)",
-        args: &[KEY, int(c"limit"), int(c"window_ms"), OPTIONS[0], OPTIONS[1], OPTIONS[2]],
+        args: &[KEY, int(c"limit"), int(c"window_ms"), SINGLE[0], SINGLE[1], SINGLE[2], SINGLE[3]],
     },
     CommandDoc {
         name: c"RL.SLIDING",
@@ -77,8 +84,78 @@ const COMMANDS: [CommandDoc; 7] = [
         arity: -4,
         key_flags: WRITE_KEY,
         summary: c"Counts COST units against limit in an exact sliding log of window_ms",
-        complexity: c"O(1) amortized; O(N) in the expired or freed entries when rejecting",
-        args: &[KEY, int(c"limit"), int(c"window_ms"), OPTIONS[0], OPTIONS[1], OPTIONS[2]],
+        complexity: c"O(log N) in the entries, plus amortized pruning of expired ones",
+        args: &[KEY, int(c"limit"), int(c"window_ms"), SINGLE[0], SINGLE[1], SINGLE[2], SINGLE[3], OPTIONS[5]],
+    },
+    CommandDoc {
+        name: c"RL.SLIDINGCOUNTER",
+        handler: command::sliding_counter,
+        flags: LIMITER_FLAGS,
+        arity: -4,
+        key_flags: WRITE_KEY,
+        summary: c"Approximate sliding window: the previous fixed window weighted by its overlap, in O(1) memory",
+        complexity: c"O(1)",
+        args: &[KEY, int(c"limit"), int(c"window_ms"), SINGLE[0], SINGLE[1], SINGLE[2], SINGLE[3]],
+    },
+    CommandDoc {
+        name: c"RL.LIMIT",
+        handler: command::limit,
+        flags: LIMITER_FLAGS,
+        arity: -5,
+        key_flags: WRITE_KEY,
+        summary: c"Several rules in one key, all or nothing: TOKENBUCKET c r ms | FIXED l ms | SLIDING l ms | GCRA b r ms | SLIDINGCOUNTER l ms",
+        complexity: c"O(R) in the rules (each as its own command)",
+        args: &[KEY, ArgDoc(c"rule", Kind::Rules, None, false), OPTIONS[0], OPTIONS[1], OPTIONS[2], OPTIONS[3], OPTIONS[4], OPTIONS[5]],
+    },
+    CommandDoc {
+        name: c"RL.CHECK",
+        handler: command::check,
+        flags: LIMITER_FLAGS,
+        arity: -3,
+        key_flags: WRITE_KEY,
+        summary: c"RL.LIMIT with the current rules of a stored policy",
+        complexity: c"O(R) in the policy's rules",
+        args: &[KEY, ArgDoc(c"policy", Kind::Text, None, false), OPTIONS[0], OPTIONS[1], OPTIONS[2], OPTIONS[3], OPTIONS[4], OPTIONS[5]],
+    },
+    CommandDoc {
+        name: c"RL.POLICY.SET",
+        handler: command::policy_set,
+        flags: c"write deny-oom",
+        arity: -5,
+        key_flags: 0,
+        summary: c"Creates or replaces a named list of rules (server state, not a key)",
+        complexity: c"O(log P + R)",
+        args: &[ArgDoc(c"name", Kind::Text, None, false), ArgDoc(c"rule", Kind::Rules, None, false)],
+    },
+    CommandDoc {
+        name: c"RL.POLICY.GET",
+        handler: command::policy_get,
+        flags: c"readonly fast",
+        arity: 2,
+        key_flags: 0,
+        summary: c"A policy's rules as arrays, or nil",
+        complexity: c"O(log P + R)",
+        args: &[ArgDoc(c"name", Kind::Text, None, false)],
+    },
+    CommandDoc {
+        name: c"RL.POLICY.DEL",
+        handler: command::policy_del,
+        flags: c"write",
+        arity: 2,
+        key_flags: 0,
+        summary: c"Deletes a policy: 1 if it existed, else 0",
+        complexity: c"O(log P)",
+        args: &[ArgDoc(c"name", Kind::Text, None, false)],
+    },
+    CommandDoc {
+        name: c"RL.POLICY.LIST",
+        handler: command::policy_list,
+        flags: c"readonly",
+        arity: 1,
+        key_flags: 0,
+        summary: c"Every policy name, sorted bytewise",
+        complexity: c"O(P)",
+        args: &[],
     },
     CommandDoc {
         name: c"RL.GCRA",
@@ -88,7 +165,7 @@ const COMMANDS: [CommandDoc; 7] = [
         key_flags: WRITE_KEY,
         summary: c"Generic cell rate algorithm: rate per period_ms with a burst of burst + 1",
         complexity: c"O(1)",
-        args: &[KEY, int(c"burst"), int(c"rate"), int(c"period_ms"), OPTIONS[0], OPTIONS[1], OPTIONS[2]],
+        args: &[KEY, int(c"burst"), int(c"rate"), int(c"period_ms"), SINGLE[0], SINGLE[1], SINGLE[2], SINGLE[3]],
     },
     CommandDoc {
         name: c"CL.THROTTLE",
@@ -263,13 +340,16 @@ unsafe fn arg(doc: &ArgDoc) -> Arg {
         Kind::Key => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_KEY,
         Kind::Integer => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_INTEGER,
         Kind::Time => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_UNIX_TIME,
-        Kind::Text => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
+        Kind::Text | Kind::Rules => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_STRING,
         Kind::Flag => raw::RedisModuleCommandArgType_REDISMODULE_ARG_TYPE_PURE_TOKEN,
     };
     arg.key_spec_index = if matches!(kind, Kind::Key) { 0 } else { -1 };
     arg.token = token.map_or(ptr::null(), CStr::as_ptr);
     if optional {
-        arg.flags = raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int;
+        arg.flags |= raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int;
+    }
+    if matches!(kind, Kind::Rules) {
+        arg.flags |= raw::REDISMODULE_CMD_ARG_MULTIPLE as c_int;
     }
     arg
 }

@@ -8,11 +8,13 @@ pub mod algo;
 mod clock;
 mod command;
 mod commands;
+mod composite;
 mod config;
 mod datatype;
 mod key;
 mod limiter;
 mod log;
+mod policy;
 mod replicate;
 mod request;
 mod stats;
@@ -44,6 +46,10 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
             log::log(ctx.ctx, c"warning", "rl: the server cannot set module options");
             return Status::Err;
         }
+    }
+    if !policy::subscribe(ctx.ctx) {
+        log::log(ctx.ctx, c"warning", "rl: could not subscribe to fork events (policies in AOF rewrites)");
+        return Status::Err;
     }
     if !replicate::create_words() {
         log::log(ctx.ctx, c"warning", "rl: could not create the strings of the replicated form");

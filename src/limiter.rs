@@ -1,9 +1,10 @@
 //! The value stored in a key: one limiter of one algorithm, and the request-side `Spec`
 //! (parameters sent with a call). The one place that dispatches on the algorithm.
 
-use crate::algo::{fixed_window, gcra, sliding_log, token_bucket, Decision};
+use crate::algo::{fixed_window, gcra, sliding_counter, sliding_log, token_bucket, Decision};
 use fixed_window::FixedWindow;
 use gcra::Gcra;
+use sliding_counter::SlidingCounter;
 use sliding_log::SlidingLog;
 use token_bucket::TokenBucket;
 
@@ -13,9 +14,18 @@ pub enum Algorithm {
     FixedWindow,
     SlidingLog,
     Gcra,
+    SlidingCounter,
 }
 
 impl Algorithm {
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::TokenBucket,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingLog,
+        Algorithm::Gcra,
+        Algorithm::SlidingCounter,
+    ];
+
     /// Name of the command that drives this algorithm (and replicates its writes).
     pub fn command(self) -> &'static str {
         self.command_cstr().to_str().unwrap_or_default()
@@ -27,6 +37,7 @@ impl Algorithm {
             Algorithm::FixedWindow => c"RL.FIXED",
             Algorithm::SlidingLog => c"RL.SLIDING",
             Algorithm::Gcra => c"RL.GCRA",
+            Algorithm::SlidingCounter => c"RL.SLIDINGCOUNTER",
         }
     }
 
@@ -34,7 +45,7 @@ impl Algorithm {
     pub fn parameter_names(self) -> &'static [&'static str] {
         match self {
             Algorithm::TokenBucket => &["capacity", "refill_tokens", "refill_ms"],
-            Algorithm::FixedWindow | Algorithm::SlidingLog => &["limit", "window_ms"],
+            Algorithm::FixedWindow | Algorithm::SlidingLog | Algorithm::SlidingCounter => &["limit", "window_ms"],
             Algorithm::Gcra => &["burst", "rate", "period_ms"],
         }
     }
@@ -51,6 +62,7 @@ impl Algorithm {
             Algorithm::FixedWindow => "fixed",
             Algorithm::SlidingLog => "sliding",
             Algorithm::Gcra => "gcra",
+            Algorithm::SlidingCounter => "slidingcounter",
         }
     }
 
@@ -60,6 +72,7 @@ impl Algorithm {
             Algorithm::FixedWindow => "a fixed window",
             Algorithm::SlidingLog => "a sliding log",
             Algorithm::Gcra => "a GCRA",
+            Algorithm::SlidingCounter => "a sliding counter",
         }
     }
 }
@@ -69,6 +82,8 @@ impl Algorithm {
 pub enum Field {
     Int(i64),
     Text(&'static str),
+    /// Each rule's own fields (RL.LIMIT keys).
+    Rules(Vec<Vec<(&'static str, Field)>>),
 }
 
 /// Validated parameters of one call.
@@ -78,6 +93,7 @@ pub enum Spec {
     FixedWindow(fixed_window::Params),
     SlidingLog(sliding_log::Params),
     Gcra(gcra::Params),
+    SlidingCounter(sliding_counter::Params),
 }
 
 impl Spec {
@@ -88,6 +104,7 @@ impl Spec {
             Spec::FixedWindow(p) => p.validate(),
             Spec::SlidingLog(p) => p.validate(),
             Spec::Gcra(p) => p.validate(),
+            Spec::SlidingCounter(p) => p.validate(),
         }
     }
 
@@ -97,6 +114,7 @@ impl Spec {
             Spec::FixedWindow(_) => Algorithm::FixedWindow,
             Spec::SlidingLog(_) => Algorithm::SlidingLog,
             Spec::Gcra(_) => Algorithm::Gcra,
+            Spec::SlidingCounter(_) => Algorithm::SlidingCounter,
         }
     }
 
@@ -107,7 +125,24 @@ impl Spec {
             Spec::FixedWindow(p) => ([p.limit, p.window_ms, 0], 2),
             Spec::SlidingLog(p) => ([p.limit, p.window_ms, 0], 2),
             Spec::Gcra(p) => ([p.burst, p.rate, p.period_ms], 3),
+            Spec::SlidingCounter(p) => ([p.limit, p.window_ms, 0], 2),
         }
+    }
+
+    /// The spec of `algorithm` from its positional parameters in command order; Err names the
+    /// parameter out of bounds.
+    pub fn from_positional(algorithm: Algorithm, v: [u64; 3]) -> Result<Spec, &'static str> {
+        let window = crate::algo::WindowParams { limit: v[0], window_ms: v[1] };
+        let spec = match algorithm {
+            Algorithm::TokenBucket => {
+                Spec::TokenBucket(token_bucket::Params { capacity: v[0], refill_tokens: v[1], refill_ms: v[2] })
+            }
+            Algorithm::FixedWindow => Spec::FixedWindow(window),
+            Algorithm::SlidingLog => Spec::SlidingLog(window),
+            Algorithm::Gcra => Spec::Gcra(gcra::Params { burst: v[0], rate: v[1], period_ms: v[2] }),
+            Algorithm::SlidingCounter => Spec::SlidingCounter(window),
+        };
+        spec.validate().map(|()| spec)
     }
 }
 
@@ -117,6 +152,7 @@ pub enum Limiter {
     FixedWindow(FixedWindow),
     SlidingLog(SlidingLog),
     Gcra(Gcra),
+    SlidingCounter(SlidingCounter),
 }
 
 impl Limiter {
@@ -127,6 +163,7 @@ impl Limiter {
             Spec::FixedWindow(p) => Limiter::FixedWindow(FixedWindow::new(*p, now)),
             Spec::SlidingLog(p) => Limiter::SlidingLog(SlidingLog::new(*p, now)),
             Spec::Gcra(p) => Limiter::Gcra(Gcra::new(*p, now)),
+            Spec::SlidingCounter(p) => Limiter::SlidingCounter(SlidingCounter::new(*p, now)),
         }
     }
 
@@ -145,24 +182,47 @@ impl Limiter {
             Limiter::FixedWindow(_) => Algorithm::FixedWindow,
             Limiter::SlidingLog(_) => Algorithm::SlidingLog,
             Limiter::Gcra(_) => Algorithm::Gcra,
+            Limiter::SlidingCounter(_) => Algorithm::SlidingCounter,
         }
     }
 
-    /// Decides a request at the effective now (max of `now` and the last write); `None` when the
-    /// spec is for another algorithm than the one stored. Parameters other than the stored ones
-    /// reconfigure the limiter in place. It writes (`Decision::wrote`) only when `commit` and
-    /// cost > 0, and then when the request is admitted (cost taken) or reconfigures (a write of
-    /// its own, even when rejected: the reply's retry and reset then hold for the next calls).
-    /// Without writing it replies as if reconfigured. A sliding log never grows past
-    /// `max_log_entries` (see `SlidingLog::decide`).
-    pub fn decide(&mut self, spec: &Spec, now: i64, cost: u64, commit: bool, max_log_entries: u64) -> Option<Decision> {
-        Some(match (self, spec) {
+    /// Decides a request at the effective now (max of `now` and the last write). Parameters other
+    /// than the stored ones reconfigure the limiter in place; a spec of another algorithm starts
+    /// idle (RL.LIMIT's rules; the single-algorithm commands answer WRONGTYPE before deciding). It
+    /// writes (`Decision::wrote`) only when `commit` and cost > 0, and then when the request is
+    /// admitted (cost taken) or reconfigures (a write of its own, even when rejected: the reply's
+    /// retry and reset then hold for the next calls). Without writing it replies as if
+    /// reconfigured. A sliding log never grows past `max_log_entries` (see `SlidingLog::decide`).
+    pub fn decide(&mut self, spec: &Spec, now: i64, cost: u64, commit: bool, max_log_entries: u64) -> Decision {
+        match (self, spec) {
             (Limiter::TokenBucket(b), Spec::TokenBucket(p)) => b.decide(p, now, cost, commit),
             (Limiter::FixedWindow(w), Spec::FixedWindow(p)) => w.decide(p, now, cost, commit),
             (Limiter::SlidingLog(l), Spec::SlidingLog(p)) => l.decide(p, now, cost, commit, max_log_entries),
             (Limiter::Gcra(g), Spec::Gcra(p)) => g.decide(p, now, cost, commit),
-            _ => return None,
-        })
+            (Limiter::SlidingCounter(c), Spec::SlidingCounter(p)) => c.decide(p, now, cost, commit),
+            (this, spec) => {
+                let now = now.max(this.last_update_ms());
+                let mut fresh = Limiter::new(spec, now);
+                let mut decision = fresh.decide(spec, now, cost, commit, max_log_entries);
+                if commit && cost > 0 {
+                    *this = fresh;
+                    decision.wrote = true;
+                }
+                decision
+            }
+        }
+    }
+
+    /// The reply `decide` would give without writing (`commit` false), from a shared reference:
+    /// a sliding log is judged in place, anything else is a few words to copy.
+    pub fn peek(&self, spec: &Spec, now: i64, cost: u64) -> Decision {
+        match (self, spec) {
+            (Limiter::SlidingLog(log), Spec::SlidingLog(p)) => log.peek(p, now, cost),
+            (Limiter::SlidingLog(log), _) => {
+                Limiter::new(spec, now.max(log.last_ms())).decide(spec, now, cost, false, 0)
+            }
+            (this, spec) => this.clone().decide(spec, now, cost, false, 0),
+        }
     }
 
     /// The parameters stored with this limiter (those of its last write).
@@ -172,6 +232,7 @@ impl Limiter {
             Limiter::FixedWindow(w) => Spec::FixedWindow(w.params),
             Limiter::SlidingLog(l) => Spec::SlidingLog(l.params),
             Limiter::Gcra(g) => Spec::Gcra(g.params),
+            Limiter::SlidingCounter(c) => Spec::SlidingCounter(c.params),
         }
     }
 
@@ -179,7 +240,7 @@ impl Limiter {
     /// (a COST 0 peek, so nothing changes).
     pub fn describe(&self, now: i64) -> Vec<(&'static str, Field)> {
         let spec = self.spec();
-        let peek = self.clone().decide(&spec, now, 0, false, u64::MAX);
+        let peek = Some(self.peek(&spec, now, 0));
         let mut fields = vec![("algorithm", Field::Text(self.algorithm().name()))];
         let names = self.algorithm().parameter_names();
         let (values, _) = spec.positional();
@@ -205,6 +266,7 @@ impl Limiter {
             Limiter::FixedWindow(w) => w.last_ms,
             Limiter::SlidingLog(l) => l.last_ms(),
             Limiter::Gcra(g) => g.last_ms,
+            Limiter::SlidingCounter(c) => c.last_ms,
         }
     }
 

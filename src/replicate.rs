@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicI64, AtomicPtr, Ordering};
 
 use redis_module::raw::{self, RedisModuleCtx, RedisModuleString};
 
+use crate::limiter::Algorithm;
+
 /// The most words a replicated call has after its name (RL.LIMIT: key, 16 rules of up to 4 words,
 /// COST, AT and CAP with their values).
 const MAX_WORDS: usize = 1 + 16 * 4 + 6;
@@ -23,14 +25,26 @@ pub enum Word {
     One,
 }
 
-const WORD_TEXT: [&str; 4] = ["COST", "AT", "CAP", "1"];
-static WORDS: [AtomicPtr<RedisModuleString>; 4] = [const { AtomicPtr::new(std::ptr::null_mut()) }; 4];
+/// The words above, then each algorithm's rule name (RL.LIMIT's rules spelled out).
+const WORD_COUNT: usize = 4 + Algorithm::ALL.len();
+static WORDS: [AtomicPtr<RedisModuleString>; WORD_COUNT] = [const { AtomicPtr::new(std::ptr::null_mut()) }; WORD_COUNT];
+
+fn word_text(index: usize) -> &'static str {
+    match index {
+        0 => "COST",
+        1 => "AT",
+        2 => "CAP",
+        3 => "1",
+        rule => Algorithm::ALL.get(rule - 4).map_or("", |a| crate::request::rule_name(*a)),
+    }
+}
 
 /// Creates the words; false if the server could not (the module must not load then: it could
 /// not replicate).
 pub fn create_words() -> bool {
     let Some(create) = (unsafe { raw::RedisModule_CreateString }) else { return false };
-    for (word, text) in WORDS.iter().zip(WORD_TEXT) {
+    for (index, word) in WORDS.iter().enumerate() {
+        let text = word_text(index);
         let s = unsafe { create(std::ptr::null_mut(), text.as_ptr().cast(), text.len()) };
         if s.is_null() {
             return false;
@@ -64,6 +78,12 @@ impl Form {
 
     pub fn word(&mut self, word: Word) {
         self.push(WORDS[word as usize].load(Ordering::Relaxed));
+    }
+
+    /// A rule's name (`TOKENBUCKET`, ...).
+    pub fn rule(&mut self, algorithm: Algorithm) {
+        let index = Algorithm::ALL.iter().position(|a| *a == algorithm).unwrap_or(0);
+        self.push(WORDS[4 + index].load(Ordering::Relaxed));
     }
 
     pub fn number(&mut self, value: u64) {

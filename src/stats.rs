@@ -8,7 +8,7 @@ use redis_module::raw;
 use crate::request::Command;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Kind {
     Admitted,
     Rejected,
     /// DRYRUN or COST 0: answered, nothing written.
@@ -16,22 +16,18 @@ pub enum Outcome {
     Error,
 }
 
-const OUTCOMES: [(Outcome, &str); 4] = [
-    (Outcome::Admitted, "admitted"),
-    (Outcome::Rejected, "rejected"),
-    (Outcome::Peek, "peeks"),
-    (Outcome::Error, "errors"),
-];
+const OUTCOMES: [(Kind, &str); 4] =
+    [(Kind::Admitted, "admitted"), (Kind::Rejected, "rejected"), (Kind::Peek, "peeks"), (Kind::Error, "errors")];
 
 static COUNTERS: [[AtomicU64; OUTCOMES.len()]; Command::ALL.len()] =
     [const { [const { AtomicU64::new(0) }; OUTCOMES.len()] }; Command::ALL.len()];
 
-pub fn record(command: Command, outcome: Outcome) {
-    COUNTERS[command as usize][outcome as usize].fetch_add(1, Ordering::Relaxed);
+pub fn record(command: Command, kind: Kind) {
+    COUNTERS[command as usize][kind as usize].fetch_add(1, Ordering::Relaxed);
 }
 
-pub fn count(command: Command, outcome: Outcome) -> u64 {
-    COUNTERS[command as usize][outcome as usize].load(Ordering::Relaxed)
+pub fn count(command: Command, kind: Kind) -> u64 {
+    COUNTERS[command as usize][kind as usize].load(Ordering::Relaxed)
 }
 
 /// The `INFO rl` section: one line per command, e.g.
@@ -48,4 +44,5 @@ pub unsafe extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_repo
         }
         raw::add_info_end_dict_field(ctx);
     }
+    raw::add_info_field_long_long(ctx, "policies", crate::policy::count() as i64);
 }

@@ -1,11 +1,38 @@
-//! A limiter as a key holds it in memory. A token bucket, fixed window or GCRA whose counts and
-//! periods fit in 32 bits (times keep 64) packs into 32 bytes: one jemalloc size class, so its key
-//! costs what a short string key does (64 B with a short name). Anything larger, and every sliding
-//! log, is boxed. Packing is lossless, so the algorithms and the RDB encoding only see `Limiter`.
+//! A key's value as it is held in memory. A token bucket, fixed window, GCRA or sliding counter
+//! whose counts and periods fit in 32 bits (times keep 64) packs into 32 bytes: one jemalloc size
+//! class, so its key costs what a short string key does (64 B with a short name). Anything larger,
+//! every sliding log and every set of rules (RL.LIMIT) is boxed. Packing is lossless, so the
+//! algorithms and the RDB encoding only see `Value`.
 
-use crate::algo::{fixed_window, gcra, token_bucket};
-use crate::limiter::{Algorithm, Limiter};
+use crate::algo::{fixed_window, gcra, sliding_counter, token_bucket};
+use crate::composite::Composite;
+use crate::limiter::Limiter;
 use std::borrow::Cow;
+
+/// What a key holds: one limiter (RL.TOKENBUCKET, ...) or the rules of RL.LIMIT / RL.CHECK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    One(Limiter),
+    Rules(Composite),
+}
+
+impl Value {
+    /// What it is, as WRONGTYPE errors name it: "a token bucket limiter", "RL.LIMIT rules".
+    pub fn description(&self) -> String {
+        match self {
+            Value::One(limiter) => format!("{} limiter", limiter.algorithm().description()),
+            Value::Rules(_) => "RL.LIMIT rules".to_string(),
+        }
+    }
+
+    /// Heap bytes beyond the value itself, for MEMORY USAGE.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Value::One(limiter) => limiter.heap_bytes(),
+            Value::Rules(rules) => rules.heap_bytes(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredLimiter {
@@ -33,15 +60,27 @@ pub enum StoredLimiter {
         tat_offset_ms: i32,
         last_ms: i64,
     },
-    Boxed(Box<Limiter>),
+    /// The current window's start is that of the window holding `last_ms`.
+    SlidingCounter {
+        limit: u32,
+        window_ms: u32,
+        curr: u32,
+        prev: u32,
+        last_ms: i64,
+    },
+    Boxed(Box<Value>),
 }
 
 // The point of packing: the tag shares the first word with the 32-bit fields.
 const _: () = assert!(std::mem::size_of::<StoredLimiter>() == 32);
 
 impl StoredLimiter {
-    pub fn pack(limiter: Limiter) -> Self {
-        Self::try_pack(&limiter).unwrap_or_else(|| StoredLimiter::Boxed(Box::new(limiter)))
+    pub fn pack(value: Value) -> Self {
+        match &value {
+            Value::One(limiter) => Self::try_pack(limiter),
+            Value::Rules(_) => None,
+        }
+        .unwrap_or_else(|| StoredLimiter::Boxed(Box::new(value)))
     }
 
     fn try_pack(limiter: &Limiter) -> Option<Self> {
@@ -70,14 +109,27 @@ impl StoredLimiter {
                 tat_offset_ms: i32::try_from(g.tat_ms.checked_sub(g.last_ms)?).ok()?,
                 last_ms: g.last_ms,
             },
+            Limiter::SlidingCounter(c) => {
+                let window = c.params.window_ms as i64;
+                if c.window_start_ms != c.last_ms - c.last_ms.rem_euclid(window) {
+                    return None;
+                }
+                StoredLimiter::SlidingCounter {
+                    limit: small(c.params.limit)?,
+                    window_ms: small(c.params.window_ms)?,
+                    curr: small(c.curr)?,
+                    prev: small(c.prev)?,
+                    last_ms: c.last_ms,
+                }
+            }
             Limiter::SlidingLog(_) => return None,
         })
     }
 
-    /// The limiter, borrowed when boxed, rebuilt (a few words) when packed.
-    pub fn limiter(&self) -> Cow<'_, Limiter> {
+    /// The value, borrowed when boxed, rebuilt (a few words) when packed.
+    pub fn value(&self) -> Cow<'_, Value> {
         let limiter = match *self {
-            StoredLimiter::Boxed(ref limiter) => return Cow::Borrowed(limiter),
+            StoredLimiter::Boxed(ref value) => return Cow::Borrowed(value),
             StoredLimiter::TokenBucket { capacity, refill_tokens, refill_ms, tokens, fraction, last_ms } => {
                 Limiter::TokenBucket(token_bucket::TokenBucket {
                     params: token_bucket::Params {
@@ -106,39 +158,42 @@ impl StoredLimiter {
                     last_ms,
                 })
             }
+            StoredLimiter::SlidingCounter { limit, window_ms, curr, prev, last_ms } => {
+                Limiter::SlidingCounter(sliding_counter::SlidingCounter {
+                    params: sliding_counter::Params { limit: limit.into(), window_ms: window_ms.into() },
+                    curr: curr.into(),
+                    prev: prev.into(),
+                    window_start_ms: last_ms - last_ms.rem_euclid(i64::from(window_ms)),
+                    last_ms,
+                })
+            }
         };
-        Cow::Owned(limiter)
+        Cow::Owned(Value::One(limiter))
     }
 
-    /// Runs `change` on the limiter and stores the result in the form it now needs, so a key's
+    /// Runs `change` on the value and stores the result in the form it now needs, so a key's
     /// memory depends only on its state (a boxed bucket lowered to small numbers packs again).
-    pub fn update<R>(&mut self, change: impl FnOnce(&mut Limiter) -> R) -> R {
-        if let StoredLimiter::Boxed(limiter) = self {
-            let result = change(limiter);
-            if let Some(packed) = Self::try_pack(limiter) {
+    pub fn update<R>(&mut self, change: impl FnOnce(&mut Value) -> R) -> R {
+        if let StoredLimiter::Boxed(value) = self {
+            let result = change(value);
+            if let Some(packed) = match value.as_ref() {
+                Value::One(limiter) => Self::try_pack(limiter),
+                Value::Rules(_) => None,
+            } {
                 *self = packed;
             }
             return result;
         }
-        let mut limiter = self.limiter().into_owned();
-        let result = change(&mut limiter);
-        *self = Self::pack(limiter);
+        let mut value = self.value().into_owned();
+        let result = change(&mut value);
+        *self = Self::pack(value);
         result
-    }
-
-    pub fn algorithm(&self) -> Algorithm {
-        match self {
-            StoredLimiter::TokenBucket { .. } => Algorithm::TokenBucket,
-            StoredLimiter::FixedWindow { .. } => Algorithm::FixedWindow,
-            StoredLimiter::Gcra { .. } => Algorithm::Gcra,
-            StoredLimiter::Boxed(limiter) => limiter.algorithm(),
-        }
     }
 
     /// Bytes this value holds, for MEMORY USAGE.
     pub fn mem_usage(&self) -> usize {
         let boxed = match self {
-            StoredLimiter::Boxed(limiter) => std::mem::size_of::<Limiter>() + limiter.heap_bytes(),
+            StoredLimiter::Boxed(value) => std::mem::size_of::<Value>() + value.heap_bytes(),
             _ => 0,
         };
         std::mem::size_of::<Self>() + boxed
@@ -168,10 +223,11 @@ mod tests {
                 _ => rng.gen_range(low..=crate::algo::MAX_PERIOD_MS),
             }
         };
-        let spec = match n(0) % 3 {
+        let spec = match n(0) % 4 {
             0 => Spec::TokenBucket(token_bucket::Params { capacity: n(1), refill_tokens: n(1), refill_ms: n(1) }),
             1 => Spec::FixedWindow(fixed_window::Params { limit: n(1), window_ms: n(1) }),
-            _ => Spec::Gcra(gcra::Params { burst: n(0), rate: n(1), period_ms: n(1) }),
+            2 => Spec::Gcra(gcra::Params { burst: n(0), rate: n(1), period_ms: n(1) }),
+            _ => Spec::SlidingCounter(sliding_counter::Params { limit: n(1), window_ms: n(1) }),
         };
         if spec.validate().is_ok() {
             spec
@@ -186,7 +242,7 @@ mod tests {
         for _ in 0..300 {
             let first = random_spec(&mut rng);
             let mut model = Limiter::new(&first, T0);
-            let mut stored = StoredLimiter::pack(model.clone());
+            let mut stored = StoredLimiter::pack(Value::One(model.clone()));
             let mut now = T0;
             for _ in 0..60 {
                 // Same algorithm, sometimes reconfigured; time mostly forward, sometimes back.
@@ -197,9 +253,12 @@ mod tests {
                 now += rng.gen_range(-1_000..100_000_000);
                 let cost = rng.gen_range(0..=3) * rng.gen_range(1..=u64::from(u32::MAX) + 9);
                 let expected = model.decide(&spec, now, cost, true, u64::MAX);
-                assert_eq!(stored.update(|l| l.decide(&spec, now, cost, true, u64::MAX)), expected);
-                assert_eq!(*stored.limiter(), model);
-                assert_eq!(stored.algorithm(), model.algorithm());
+                let decided = stored.update(|v| match v {
+                    Value::One(l) => Some(l.decide(&spec, now, cost, true, u64::MAX)),
+                    Value::Rules(_) => None,
+                });
+                assert_eq!(decided, Some(expected));
+                assert_eq!(*stored.value(), Value::One(model.clone()));
                 assert_eq!(is_packed(&stored), StoredLimiter::try_pack(&model).is_some());
             }
         }
@@ -211,17 +270,18 @@ mod tests {
             Spec::TokenBucket(token_bucket::Params { capacity: 100, refill_tokens: 10, refill_ms: 1000 }),
             Spec::FixedWindow(fixed_window::Params { limit: 100, window_ms: 60_000 }),
             Spec::Gcra(gcra::Params { burst: 99, rate: 10, period_ms: 1000 }),
+            Spec::SlidingCounter(sliding_counter::Params { limit: 100, window_ms: 60_000 }),
         ];
         for spec in small {
-            let stored = StoredLimiter::pack(Limiter::new(&spec, T0));
+            let stored = StoredLimiter::pack(Value::One(Limiter::new(&spec, T0)));
             assert!(is_packed(&stored), "{spec:?}");
             assert_eq!(stored.mem_usage(), 32);
         }
         let large = Spec::FixedWindow(fixed_window::Params { limit: 1 << 40, window_ms: 60_000 });
-        let stored = StoredLimiter::pack(Limiter::new(&large, T0));
+        let stored = StoredLimiter::pack(Value::One(Limiter::new(&large, T0)));
         assert!(!is_packed(&stored));
         assert!(stored.mem_usage() > 32);
         let log = Spec::SlidingLog(crate::algo::sliding_log::Params { limit: 10, window_ms: 1000 });
-        assert!(!is_packed(&StoredLimiter::pack(Limiter::new(&log, T0))));
+        assert!(!is_packed(&StoredLimiter::pack(Value::One(Limiter::new(&log, T0)))));
     }
 }

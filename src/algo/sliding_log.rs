@@ -163,32 +163,14 @@ impl SlidingLog {
     /// newest entry, moved to `now`, which makes those units live longer (stricter, never more
     /// lenient) and bounds memory.
     pub fn decide(&mut self, params: &Params, now: i64, cost: u64, commit: bool, max_entries: u64) -> Decision {
-        let now = now.max(self.last_ms);
-        let reconfigure = *params != self.params;
-        let window = params.window_ms as i64;
-        let kept_window = if reconfigure { window.min(self.params.window_ms as i64) } else { window };
-        // Entries at or before `cutoff` no longer count.
-        let cutoff = now - kept_window;
-        let first = self.first_after(cutoff);
-        let newest_live = !self.is_empty() && self.newest_ms > cutoff;
-        let newest_cost = if newest_live { self.newest_cost } else { 0 };
-        let mut used = self.tail.cum.wrapping_sub(first.cum) + newest_cost;
-        // COST 0 is a peek: allowed even when a lowered limit is already exceeded.
-        let allowed = cost == 0 || used.checked_add(cost).is_some_and(|total| total <= params.limit);
-        let retry_after_ms = if allowed || cost > params.limit {
-            -1
-        } else {
-            self.time_freeing(&first, used + cost - params.limit) + window - now
-        };
-        let wrote = commit && cost > 0 && (allowed || reconfigure);
-        if wrote {
+        let (mut decision, cutoff) = self.judge(params, now, cost);
+        decision.wrote = commit && cost > 0 && (decision.allowed || *params != self.params);
+        if decision.wrote {
+            let now = decision.at_ms;
             self.prune(cutoff);
             self.params = *params;
             self.last_ms = now;
-        }
-        if allowed && cost > 0 {
-            used += cost;
-            if commit {
+            if decision.allowed {
                 if self.len() as u64 >= max_entries && !self.is_empty() {
                     (self.newest_ms, self.newest_cost) = (now, self.newest_cost + cost);
                 } else {
@@ -196,17 +178,45 @@ impl SlidingLog {
                 }
             }
         }
+        decision
+    }
+
+    /// The reply `decide` would give without writing, from a shared reference (no copy of the log).
+    pub fn peek(&self, params: &Params, now: i64, cost: u64) -> Decision {
+        self.judge(params, now, cost).0
+    }
+
+    /// Judges a request (as if reconfigured, nothing written); also returns the cutoff at or before
+    /// which entries no longer count.
+    fn judge(&self, params: &Params, now: i64, cost: u64) -> (Decision, i64) {
+        let now = now.max(self.last_ms);
+        let window = params.window_ms as i64;
+        let kept_window = if *params != self.params { window.min(self.params.window_ms as i64) } else { window };
+        let cutoff = now - kept_window;
+        let first = self.first_after(cutoff);
+        let newest_live = !self.is_empty() && self.newest_ms > cutoff;
+        let newest_cost = if newest_live { self.newest_cost } else { 0 };
+        let used = self.tail.cum.wrapping_sub(first.cum) + newest_cost;
+        // COST 0 is a peek: allowed even when a lowered limit is already exceeded.
+        let allowed = cost == 0 || used.checked_add(cost).is_some_and(|total| total <= params.limit);
+        let retry_after_ms = if allowed || cost > params.limit {
+            -1
+        } else {
+            self.time_freeing(&first, used + cost - params.limit) + window - now
+        };
+        let used_after = if allowed { used + cost } else { used };
         // The newest live entry after this call decides when the log is idle again.
         let newest = if allowed && cost > 0 { Some(now) } else { newest_live.then_some(self.newest_ms) };
-        Decision {
+        let decision = Decision {
             allowed,
             limit: params.limit,
-            remaining: params.limit.saturating_sub(used),
+            remaining: params.limit.saturating_sub(used_after),
             retry_after_ms,
             reset_after_ms: newest.map_or(0, |t| t + window - now),
             at_ms: now,
-            wrote,
-        }
+            wrote: false,
+        };
+        (decision, cutoff)
     }
 
     /// The entry at `at` with the cursor after it; None at the end of the encoded entries.
@@ -293,7 +303,7 @@ impl SlidingLog {
         } else if time == self.newest_ms {
             self.newest_cost += cost;
         } else {
-            if self.tail.seq % BLOCK == 0 {
+            if self.tail.seq.is_multiple_of(BLOCK) {
                 self.blocks.push_back(self.tail);
             }
             varint::write(&mut self.encoded, (self.newest_ms - self.tail.before_ms) as u64);

@@ -1,0 +1,111 @@
+//! Several limits as one (RL.LIMIT, RL.CHECK): one limiter per rule in one value, decided all or
+//! nothing at one effective now. Pure like algo/ (no FFI, `now` injected), and it only composes
+//! `Limiter::decide`: every rule evolves exactly as the single-rule command would.
+
+use crate::algo::{Decision, MAX_UNITS};
+use crate::limiter::{Limiter, Spec};
+
+/// A cost no rule can ever admit (more than any limit): deciding it writes a reconfiguration alone.
+const NEVER_ADMITTED: u64 = MAX_UNITS + 1;
+
+/// The rules' limiters, in rule order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composite {
+    pub rules: Vec<Limiter>,
+}
+
+/// A composite decision: the combined reply (the binding rule's limit and remaining) and each
+/// rule's own reply after the call's all-or-nothing outcome (what DETAILS shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub decision: Decision,
+    pub rules: Vec<[i64; 5]>,
+}
+
+impl Composite {
+    /// Idle rules (what an absent key means).
+    pub fn new(specs: &[Spec], now: i64) -> Composite {
+        Composite { rules: specs.iter().map(|spec| Limiter::new(spec, now)).collect() }
+    }
+
+    /// The latest write of any rule: the effective now never goes below it.
+    pub fn last_ms(&self) -> i64 {
+        self.rules.iter().map(Limiter::last_update_ms).max().unwrap_or(0)
+    }
+
+    /// Decides `cost` against every rule at one effective now. Admitted iff every rule admits
+    /// it; then every rule takes it. Rules are matched to the stored ones by position: the same
+    /// algorithm reconfigures in place, a new position or another algorithm starts idle, positions
+    /// past `specs` are dropped. Writes (with `commit` and cost > 0) when admitted or when anything
+    /// differs from what is stored: a reconfiguration is a write of its own even when rejected.
+    pub fn decide(&mut self, specs: &[Spec], now: i64, cost: u64, commit: bool, cap: u64) -> Outcome {
+        let now = now.max(self.last_ms());
+        // Each rule alone, without writing: as if reconfigured, a new position as if idle (which
+        // is also how the rules stand after a write that reconfigured them).
+        let judge = |rules: &[Limiter], i: usize, spec: &Spec, cost: u64| -> Decision {
+            match rules.get(i) {
+                Some(stored) => stored.peek(spec, now, cost),
+                None => Limiter::new(spec, now).peek(spec, now, cost),
+            }
+        };
+        let alone: Vec<Decision> =
+            specs.iter().enumerate().map(|(i, spec)| judge(&self.rules, i, spec, cost)).collect();
+        let allowed = alone.iter().all(|d| d.allowed);
+        let changed = self.rules.len() != specs.len() || self.rules.iter().zip(specs).any(|(l, s)| l.spec() != *s);
+        let wrote = commit && cost > 0 && (allowed || changed);
+        if wrote {
+            self.rules.truncate(specs.len());
+            for (i, spec) in specs.iter().enumerate() {
+                if i == self.rules.len() {
+                    self.rules.push(Limiter::new(spec, now));
+                }
+                let Some(stored) = self.rules.get_mut(i) else { continue };
+                // Admitted: every rule takes the cost. Rejected: a changed rule writes only its
+                // reconfiguration (another algorithm: idle), the others stay as they are.
+                if allowed {
+                    stored.decide(spec, now, cost, true, cap);
+                } else if stored.spec() != *spec {
+                    stored.decide(spec, now, NEVER_ADMITTED, true, cap);
+                }
+            }
+        }
+        // Each rule after the outcome: what it took if admitted, else what it holds now.
+        let rules: Vec<[i64; 5]> = if allowed {
+            alone.iter().map(Decision::reply).collect()
+        } else {
+            specs
+                .iter()
+                .enumerate()
+                .map(|(i, spec)| {
+                    let held = judge(&self.rules, i, spec, 0);
+                    let own = &alone[i];
+                    let retry = if own.allowed || cost > own.limit { -1 } else { own.retry_after_ms };
+                    [i64::from(own.allowed), own.limit as i64, held.remaining as i64, retry, held.reset_after_ms]
+                })
+                .collect()
+        };
+        // The binding rule: least remaining after the call, the first listed on a tie.
+        let binding = (0..rules.len()).min_by_key(|&i| (rules[i][2], i)).unwrap_or(0);
+        let retry_after_ms = if allowed || specs.iter().zip(&alone).any(|(_, d)| cost > d.limit) {
+            -1
+        } else {
+            rules.iter().map(|r| r[3]).max().unwrap_or(-1)
+        };
+        let decision = Decision {
+            allowed,
+            limit: rules.get(binding).map_or(0, |r| r[1] as u64),
+            remaining: rules.get(binding).map_or(0, |r| r[2] as u64),
+            retry_after_ms,
+            reset_after_ms: rules.iter().map(|r| r[4]).max().unwrap_or(0),
+            at_ms: now,
+            wrote,
+        };
+        Outcome { decision, rules }
+    }
+
+    /// Heap bytes beyond the value itself, for MEMORY USAGE.
+    pub fn heap_bytes(&self) -> usize {
+        self.rules.capacity() * std::mem::size_of::<Limiter>()
+            + self.rules.iter().map(Limiter::heap_bytes).sum::<usize>()
+    }
+}
