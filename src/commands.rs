@@ -6,7 +6,7 @@ use std::ptr;
 
 use redis_module::raw::{self, RedisModuleCommandArg as Arg, RedisModuleCommandKeySpec as KeySpec};
 
-use crate::command;
+use crate::{admin, command};
 
 type Handler = unsafe extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 
@@ -119,7 +119,7 @@ const COMMANDS: [CommandDoc; 14] = [
     },
     CommandDoc {
         name: c"RL.POLICY.SET",
-        handler: command::policy_set,
+        handler: admin::policy_set,
         flags: c"write deny-oom",
         arity: -5,
         key_flags: 0,
@@ -129,7 +129,7 @@ const COMMANDS: [CommandDoc; 14] = [
     },
     CommandDoc {
         name: c"RL.POLICY.GET",
-        handler: command::policy_get,
+        handler: admin::policy_get,
         flags: c"readonly fast",
         arity: 2,
         key_flags: 0,
@@ -139,7 +139,7 @@ const COMMANDS: [CommandDoc; 14] = [
     },
     CommandDoc {
         name: c"RL.POLICY.DEL",
-        handler: command::policy_del,
+        handler: admin::policy_del,
         flags: c"write",
         arity: 2,
         key_flags: 0,
@@ -149,7 +149,7 @@ const COMMANDS: [CommandDoc; 14] = [
     },
     CommandDoc {
         name: c"RL.POLICY.LIST",
-        handler: command::policy_list,
+        handler: admin::policy_list,
         flags: c"readonly",
         arity: 1,
         key_flags: 0,
@@ -185,7 +185,7 @@ const COMMANDS: [CommandDoc; 14] = [
     },
     CommandDoc {
         name: c"RL.INFO",
-        handler: command::info,
+        handler: admin::info,
         flags: c"readonly fast",
         arity: 2,
         key_flags: READ_KEY,
@@ -195,7 +195,7 @@ const COMMANDS: [CommandDoc; 14] = [
     },
     CommandDoc {
         name: crate::datatype::LOAD_COMMAND,
-        handler: command::load_state,
+        handler: admin::load_state,
         flags: c"write deny-oom",
         arity: 3,
         key_flags: raw::REDISMODULE_CMD_KEY_OW | raw::REDISMODULE_CMD_KEY_UPDATE,
@@ -208,7 +208,7 @@ const COMMANDS: [CommandDoc; 14] = [
 /// Registered only when the module is loaded with `test-clock yes`.
 const TEST_CLOCK: CommandDoc = CommandDoc {
     name: c"RL.TESTCLOCK",
-    handler: command::test_clock,
+    handler: admin::test_clock,
     flags: c"admin",
     arity: 2,
     key_flags: 0,
@@ -220,7 +220,7 @@ const TEST_CLOCK: CommandDoc = CommandDoc {
 /// Registered only when the module is loaded with `test-panic yes`.
 const TEST_PANIC: CommandDoc = CommandDoc {
     name: c"RL.TESTPANIC",
-    handler: command::test_panic,
+    handler: admin::test_panic,
     flags: c"admin",
     arity: 1,
     key_flags: 0,

@@ -1,9 +1,12 @@
 //! `rl`: native, exact, atomic rate limiting commands for Redis.
-//! This file only registers things; see command.rs (glue) with key.rs (the open key),
-//! replicate.rs (the replicated form) and clock.rs (now); request.rs (arguments);
-//! limiter.rs + stored.rs + datatype.rs (the stored value) and algo/ (the pure algorithms).
+//! This file only registers things (command metadata in commands.rs). The rate-limit commands'
+//! glue is command.rs, with key.rs (the open key), replicate.rs (the replicated form), clock.rs
+//! (now) and ffi.rs (arguments and replies); admin.rs holds the commands that decide nothing;
+//! request.rs parses; limiter.rs + composite.rs + stored.rs + datatype.rs are the stored value;
+//! policy.rs the policy table; algo/ the pure algorithms.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod admin;
 pub mod algo;
 mod clock;
 mod command;
@@ -11,6 +14,7 @@ mod commands;
 mod composite;
 mod config;
 mod datatype;
+mod ffi;
 mod key;
 mod limiter;
 mod log;
