@@ -4,11 +4,12 @@
 #   make bench  benchmark against SET, INCR and Lua limiters (see bench/; a few minutes)
 #   make bench-smoke  the same rows with tiny request counts (seconds; numbers not meaningful)
 #   make fuzz   1,000,000 random argument vectors against a real server (tests/fuzz.rs)
+#   make demo   replay traffic scenarios through every algorithm on a real server; print the counts, draw docs/demo.svg
 
 PORT ?= 6379
 MODULE := $(CURDIR)/target/release/librl.so
 
-.PHONY: deps build run test bench bench-smoke fuzz clean
+.PHONY: deps build run test bench bench-smoke fuzz demo clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -35,6 +36,11 @@ bench-smoke: build
 FUZZ_VECTORS ?= 1000000
 fuzz: build
 	RL_MODULE=$(MODULE) RL_FUZZ_VECTORS=$(FUZZ_VECTORS) cargo test --release --test fuzz -- --nocapture
+
+# Starts its own redis-server (free loopback port) with $(MODULE); every call has AT, so docs/demo.svg comes out
+# byte for byte the same on every run (tests/demo.rs checks the committed one is current).
+demo: build
+	cargo run --example demo -- --module $(MODULE) --out docs/demo.svg
 
 clean:
 	cargo clean
