@@ -1147,9 +1147,9 @@ fn broken_framing_cases(dump: &Dump) -> Vec<(&'static str, Vec<u8>)> {
     body.extend_from_slice(content);
     body.push(5);
     cases.push(("trailing string opcode", dump.seal(body)));
-    // Encoding version 2 in the module id (the loader knows only 1).
+    // An encoding version in the module id newer than the loader knows.
     let mut head = dump.head.clone();
-    head[9] = head[9] | 0x03; // encoding version 3: newer than this module knows
+    head[9] |= 0x03; // encoding version 3: newer than this module knows
     let other = Dump { head, ..dump.clone() };
     cases.push(("unknown encoding version", other.build(content)));
     // A module id no module registered.
