@@ -74,7 +74,8 @@ parent() {
 }
 
 # True when clang's builtin headers (its resource directory, shipped by libclang-common-*-dev on Debian) exist next
-# to a library found, or in the usual places. Without them libclang loads but cannot parse <stddef.h>.
+# to a library found, or in the usual places (Debian's libclang looks in /usr/include/clang/<version>/include).
+# Without them libclang loads but redismodule.h fails: "fatal error: 'stddef.h' file not found".
 has_builtin_headers() {
     local lib dir header
     for lib in "$@"; do
@@ -83,7 +84,8 @@ has_builtin_headers() {
             [[ -f $header ]] && return 0
         done
     done
-    for header in "$root"/usr/lib/llvm-*/lib*/clang/*/include/stddef.h "$root"/usr/lib*/clang/*/include/stddef.h \
+    for header in "$root"/usr/include/clang/*/include/stddef.h "$root"/usr/lib/llvm-*/lib*/clang/*/include/stddef.h \
+        "$root"/usr/lib*/clang/*/include/stddef.h \
         "$root"/usr/local/lib*/clang/*/include/stddef.h "$root"/usr/local/llvm*/lib*/clang/*/include/stddef.h; do
         [[ -f $header ]] && return 0
     done

@@ -139,6 +139,15 @@ run
 check "libclang without clang's builtin headers (libclang1 alone): installs libclang-dev" 0 "$clang_only"
 
 new_case installs 0
+elf64 "$root/usr/lib/x86_64-linux-gnu/libclang-14.so.1"
+mkdir -p "$root/usr/include/clang/14.0.6/include"
+: >"$root/usr/include/clang/14.0.6/include/stddef.h"
+program redis-server
+program redis-cli
+run
+check "libclang with the headers where Debian's libclang looks (/usr/include/clang): installs nothing" 0 ""
+
+new_case installs 0
 elf32 "$root/usr/lib/llvm-14/lib/libclang.so.1"
 mkdir -p "$root/usr/lib/x86_64-linux-gnu"
 ln -s ../llvm-14/lib/libclang-14.so.1 "$root/usr/lib/x86_64-linux-gnu/libclang-14.so.1"
