@@ -1,6 +1,7 @@
 # rl: native rate limiting inside Redis.
 #   make run    install what is missing, build, start redis-server on 127.0.0.1:$(PORT) with the module
-#   make test   install what is missing, build, run unit and integration tests
+#   make test   install what is missing, build, run unit and integration tests (and test-deps)
+#   make test-deps  scripts/install-deps.sh against fake roots and stub programs (installs nothing; a second)
 #   make bench  benchmark against SET, INCR and Lua limiters (see bench/; a few minutes)
 #   make bench-smoke  the same rows with tiny request counts (seconds; numbers not meaningful)
 #   make fuzz   1,000,000 random argument vectors against a real server (tests/fuzz.rs)
@@ -9,10 +10,13 @@
 PORT ?= 6379
 MODULE := $(CURDIR)/target/release/librl.so
 
-.PHONY: deps build run test bench bench-smoke fuzz demo clean
+.PHONY: deps test-deps build run test bench bench-smoke fuzz demo clean
 
 deps:
 	@./scripts/install-deps.sh
+
+test-deps:
+	./scripts/test-install-deps.sh
 
 build: deps
 	cargo build --release
@@ -22,6 +26,7 @@ run: build
 
 # Integration tests start their own redis-server processes on free loopback ports with $(MODULE).
 test: build
+	./scripts/test-install-deps.sh
 	RL_MODULE=$(MODULE) cargo test --no-fail-fast
 
 # The benchmark starts its own redis-server (free loopback port, no persistence) with $(MODULE).

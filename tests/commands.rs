@@ -1,4 +1,4 @@
-//! Integration tests of the command contract (SPEC.md) for RL.TOKENBUCKET, RL.FIXED and RL.SLIDING,
+//! Integration tests of the command contract (docs/commands.md) for RL.TOKENBUCKET, RL.FIXED and RL.SLIDING,
 //! against a real redis-server with the module loaded.
 //!
 //! Time is always pinned with `AT` at or after the real clock (keys get an absolute expiry at
@@ -640,7 +640,7 @@ fn reconfigured_sliding_log_keeps_entries_judged_by_the_new_limit_and_window() {
     assert_eq!(rl(&mut con, &c("5 500", t + 800, 2)), [1, 5, 0, -1, 500]);
 }
 
-/// SPEC: "COST 0 is a pure peek: always allowed". After the limit is lowered below the current
+/// docs/commands.md: "COST 0 is a pure peek: always allowed". After the limit is lowered below the current
 /// usage, a peek must still be allowed (with 0 remaining).
 #[test]
 fn fixed_window_cost_zero_is_allowed_when_usage_exceeds_a_lowered_limit() {
