@@ -23,11 +23,9 @@ pub struct Algorithm {
     pub info_field: &'static str,
 }
 
-/// Every algorithm command, all at the same rate: 10 per second, bursts of at most 10.
+/// Every algorithm command, all at the same rate: 10 per second, bursts of at most 10. RL.LIMIT holds two
+/// rules at once, a token bucket and a fixed window, each at that rate: admitted only when both admit.
 /// (CL.THROTTLE is left out: it has no `AT`, and it runs the same GCRA as RL.GCRA.)
-/// Rows to add once those commands exist, e.g.:
-/// `Algorithm { label: "sliding counter", command: "RL.SLIDINGCOUNTER", params: &["10", "1000"], info_field: "rl_slidingcounter" }`
-/// `Algorithm { label: "RL.LIMIT", command: "RL.LIMIT", params: &["SLIDING", "10", "1000"], info_field: "rl_limit" }`
 pub const ALGORITHMS: &[Algorithm] = &[
     Algorithm {
         label: "token bucket",
@@ -38,6 +36,18 @@ pub const ALGORITHMS: &[Algorithm] = &[
     Algorithm { label: "fixed window", command: "RL.FIXED", params: &["10", "1000"], info_field: "rl_fixed" },
     Algorithm { label: "sliding log", command: "RL.SLIDING", params: &["10", "1000"], info_field: "rl_sliding" },
     Algorithm { label: "GCRA", command: "RL.GCRA", params: &["9", "10", "1000"], info_field: "rl_gcra" },
+    Algorithm {
+        label: "sliding counter",
+        command: "RL.SLIDINGCOUNTER",
+        params: &["10", "1000"],
+        info_field: "rl_slidingcounter",
+    },
+    Algorithm {
+        label: "RL.LIMIT, 2 rules",
+        command: "RL.LIMIT",
+        params: &["TOKENBUCKET", "10", "10", "1000", "FIXED", "10", "1000"],
+        info_field: "rl_limit",
+    },
 ];
 
 /// Requests `every_ms` apart from `from_ms` (included) to `to_ms` (excluded), ms from the scenario's start, with
@@ -234,6 +244,11 @@ pub fn info_rl(con: &mut redis::Connection) -> Result<(BTreeMap<String, Counters
     let mut lines = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| l.starts_with("rl_")) {
         let (name, values) = line.split_once(':').ok_or_else(|| format!("INFO rl: bad line {line}"))?;
+        if !values.contains('=') {
+            // A plain field (rl_policies:N), not a command's counters.
+            lines.push(line.to_string());
+            continue;
+        }
         let mut counters = Counters::new();
         for pair in values.split(',') {
             let (field, value) = pair.split_once('=').ok_or_else(|| format!("INFO rl: bad line {line}"))?;
