@@ -1,10 +1,11 @@
 //! A key's value as it is held in memory. A token bucket, fixed window, GCRA or sliding counter
-//! whose counts and periods fit in 32 bits (times keep 64) packs into 32 bytes: one jemalloc size
-//! class, so its key costs what a short string key does (64 B with a short name). Anything larger,
-//! every sliding log and every set of rules (RL.LIMIT) is boxed. Packing is lossless, so the
-//! algorithms and the RDB encoding only see `Value`.
+//! whose counts and periods fit in 32 bits (times keep 64), and a sliding log of up to 3 small
+//! entries, packs into 32 bytes: one jemalloc size class, so its key costs what a short string key
+//! does (64 B with a short name on Redis 7.0). Anything larger, a longer log and every set of
+//! rules (RL.LIMIT) is boxed. Packing is lossless, so the algorithms and the RDB encoding only
+//! see `Value`.
 
-use crate::algo::{fixed_window, gcra, sliding_counter, token_bucket};
+use crate::algo::{fixed_window, gcra, sliding_counter, sliding_log, token_bucket};
 use crate::composite::Composite;
 use crate::limiter::Limiter;
 use std::borrow::Cow;
@@ -68,8 +69,20 @@ pub enum StoredLimiter {
         prev: u32,
         last_ms: i64,
     },
+    /// A sliding log of at most SMALL_LOG entries, oldest first: each `ms_before_last` before the
+    /// last update, with a cost below 256; a cost of 0 is an empty slot.
+    SlidingLog {
+        limit: u32,
+        window_ms: u32,
+        last_ms: i64,
+        ms_before_last: [u32; SMALL_LOG],
+        costs: [u8; SMALL_LOG],
+    },
     Boxed(Box<Value>),
 }
+
+/// The most entries a packed sliding log holds.
+const SMALL_LOG: usize = 3;
 
 // The point of packing: the tag shares the first word with the 32-bit fields.
 const _: () = assert!(std::mem::size_of::<StoredLimiter>() == 32);
@@ -122,7 +135,23 @@ impl StoredLimiter {
                     last_ms: c.last_ms,
                 }
             }
-            Limiter::SlidingLog(_) => return None,
+            Limiter::SlidingLog(log) => {
+                if log.len() > SMALL_LOG {
+                    return None;
+                }
+                let (mut ms_before_last, mut costs) = ([0u32; SMALL_LOG], [0u8; SMALL_LOG]);
+                for (i, (time, cost)) in log.entries().enumerate() {
+                    ms_before_last[i] = u32::try_from(log.last_ms().checked_sub(time)?).ok()?;
+                    costs[i] = u8::try_from(cost).ok()?;
+                }
+                StoredLimiter::SlidingLog {
+                    limit: small(log.params.limit)?,
+                    window_ms: small(log.params.window_ms)?,
+                    last_ms: log.last_ms(),
+                    ms_before_last,
+                    costs,
+                }
+            }
         })
     }
 
@@ -166,6 +195,19 @@ impl StoredLimiter {
                     window_start_ms: last_ms - last_ms.rem_euclid(i64::from(window_ms)),
                     last_ms,
                 })
+            }
+            StoredLimiter::SlidingLog { limit, window_ms, last_ms, ms_before_last, costs } => {
+                let params = sliding_log::Params { limit: limit.into(), window_ms: window_ms.into() };
+                let entries = ms_before_last
+                    .into_iter()
+                    .zip(costs)
+                    .filter(|(_, cost)| *cost > 0)
+                    .map(|(before, cost)| (last_ms - i64::from(before), u64::from(cost)));
+                // Packed from a valid log, so it rebuilds; with no entry it is an idle log.
+                Limiter::SlidingLog(
+                    sliding_log::SlidingLog::from_entries(params, Some(last_ms), entries)
+                        .unwrap_or_else(|| sliding_log::SlidingLog::new(params, last_ms)),
+                )
             }
         };
         Cow::Owned(Value::One(limiter))
@@ -223,10 +265,11 @@ mod tests {
                 _ => rng.gen_range(low..=crate::algo::MAX_PERIOD_MS),
             }
         };
-        let spec = match n(0) % 4 {
+        let spec = match n(0) % 5 {
             0 => Spec::TokenBucket(token_bucket::Params { capacity: n(1), refill_tokens: n(1), refill_ms: n(1) }),
             1 => Spec::FixedWindow(fixed_window::Params { limit: n(1), window_ms: n(1) }),
             2 => Spec::Gcra(gcra::Params { burst: n(0), rate: n(1), period_ms: n(1) }),
+            3 => Spec::SlidingLog(sliding_log::Params { limit: n(1), window_ms: n(1) }),
             _ => Spec::SlidingCounter(sliding_counter::Params { limit: n(1), window_ms: n(1) }),
         };
         if spec.validate().is_ok() {
@@ -281,7 +324,17 @@ mod tests {
         let stored = StoredLimiter::pack(Value::One(Limiter::new(&large, T0)));
         assert!(!is_packed(&stored));
         assert!(stored.mem_usage() > 32);
-        let log = Spec::SlidingLog(crate::algo::sliding_log::Params { limit: 10, window_ms: 1000 });
-        assert!(!is_packed(&StoredLimiter::pack(Value::One(Limiter::new(&log, T0)))));
+        // A sliding log packs while it holds at most 3 entries of costs below 256.
+        let log = Spec::SlidingLog(sliding_log::Params { limit: 1000, window_ms: 60_000 });
+        let mut limiter = Limiter::new(&log, T0);
+        for (t, cost, packed) in [(0, 1, true), (5, 255, true), (9, 2, true), (9, 1, true), (12, 1, false)] {
+            limiter.decide(&log, T0 + t, cost, true, u64::MAX);
+            let stored = StoredLimiter::pack(Value::One(limiter.clone()));
+            assert_eq!(is_packed(&stored), packed, "after t={t}");
+            assert_eq!(*stored.value(), Value::One(limiter.clone()));
+        }
+        let mut heavy = Limiter::new(&log, T0);
+        heavy.decide(&log, T0, 256, true, u64::MAX);
+        assert!(!is_packed(&StoredLimiter::pack(Value::One(heavy))));
     }
 }

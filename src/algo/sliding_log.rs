@@ -19,7 +19,7 @@ use crate::varint;
 pub use super::WindowParams as Params;
 
 /// Encoded entries between two index points.
-const BLOCK: u64 = 128;
+const BLOCK: u64 = 256;
 
 /// A position in the encoded entries: the entry at logical byte `offset` (bytes ever written,
 /// drained ones included), the time its delta is relative to, the sum of the costs of every
@@ -303,7 +303,8 @@ impl SlidingLog {
         } else if time == self.newest_ms {
             self.newest_cost += cost;
         } else {
-            if self.tail.seq.is_multiple_of(BLOCK) {
+            // Block 0 would only repeat `head`: a short log has no index at all.
+            if self.tail.seq > 0 && self.tail.seq.is_multiple_of(BLOCK) {
                 self.blocks.push_back(self.tail);
             }
             varint::write(&mut self.encoded, (self.newest_ms - self.tail.before_ms) as u64);
