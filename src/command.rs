@@ -281,24 +281,21 @@ unsafe fn replicate_write(
         Rules::One(spec) => slice::from_ref(*spec),
         Rules::Many(specs) => specs,
     };
-    let mut next_arg = 2;
+    // The caller's words, in the order the parser read them (a rule's name, then its parameters).
+    let mut own_words = args.iter().skip(2).filter(|_| own);
     for spec in specs {
         let (values, count) = spec.positional();
         if let Rules::Many(_) = rules {
-            if own {
-                form.push(args[next_arg]);
-            } else {
-                form.rule(spec.algorithm());
+            match own_words.next() {
+                Some(&word) => form.push(word),
+                None => form.rule(spec.algorithm()),
             }
-            next_arg += 1;
         }
         for &value in &values[..count] {
-            if own {
-                form.push(args[next_arg]);
-            } else {
-                form.number(value);
+            match own_words.next() {
+                Some(&word) => form.push(word),
+                None => form.number(value),
             }
-            next_arg += 1;
         }
     }
     form.options(cost, at_ms, cap);

@@ -86,7 +86,7 @@ impl Composite {
         };
         // The binding rule: least remaining after the call, the first listed on a tie.
         let binding = (0..rules.len()).min_by_key(|&i| (rules[i][2], i)).unwrap_or(0);
-        let retry_after_ms = if allowed || specs.iter().zip(&alone).any(|(_, d)| cost > d.limit) {
+        let retry_after_ms = if allowed || alone.iter().any(|d| cost > d.limit) {
             -1
         } else {
             rules.iter().map(|r| r[3]).max().unwrap_or(-1)
@@ -107,5 +107,101 @@ impl Composite {
     pub fn heap_bytes(&self) -> usize {
         self.rules.capacity() * std::mem::size_of::<Limiter>()
             + self.rules.iter().map(Limiter::heap_bytes).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::algo::{fixed_window, token_bucket, WindowParams};
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
+    // A whole minute, so fixed windows start at T.
+    const T: i64 = 1_700_000_040_000;
+
+    fn bucket(capacity: u64, refill_tokens: u64, refill_ms: u64) -> Spec {
+        Spec::TokenBucket(token_bucket::Params { capacity, refill_tokens, refill_ms })
+    }
+
+    fn fixed(limit: u64, window_ms: u64) -> Spec {
+        Spec::FixedWindow(fixed_window::Params { limit, window_ms })
+    }
+
+    #[test]
+    fn all_or_nothing_with_the_binding_rule_and_details() {
+        let specs = [bucket(10, 1, 1000), fixed(3, 60_000)];
+        let mut rules = Composite::new(&specs, T);
+        let first = rules.decide(&specs, T, 2, true, u64::MAX);
+        // The fixed window binds: 1 left of 3 (the bucket has 8 of 10).
+        assert_eq!(first.decision.reply(), [1, 3, 1, -1, 60_000]);
+        assert_eq!(first.rules, vec![[1, 10, 8, -1, 2000], [1, 3, 1, -1, 60_000]]);
+        // 2 more: the bucket alone would admit, the window would not: nothing is taken from either.
+        let second = rules.decide(&specs, T, 2, true, u64::MAX);
+        assert_eq!(second.decision.reply(), [0, 3, 1, 60_000, 60_000]);
+        assert_eq!(second.rules, vec![[1, 10, 8, -1, 2000], [0, 3, 1, 60_000, 60_000]]);
+        assert!(!second.decision.wrote);
+        assert_eq!(rules.decide(&specs, T, 0, false, u64::MAX).rules[0][2], 8);
+        // More than a rule's limit can never pass: retry -1.
+        assert_eq!(rules.decide(&specs, T, 4, true, u64::MAX).decision.retry_after_ms, -1);
+    }
+
+    #[test]
+    fn a_changed_rule_is_written_even_when_rejected_and_new_positions_start_idle() {
+        let specs = [bucket(10, 1, 1000), fixed(3, 60_000)];
+        let mut rules = Composite::new(&specs, T);
+        rules.decide(&specs, T, 3, true, u64::MAX);
+        // The window's limit lowered to 2 (3 used): rejected, but the new limit is stored.
+        let lowered = [bucket(10, 1, 1000), fixed(2, 60_000)];
+        let d = rules.decide(&lowered, T + 10, 1, true, u64::MAX);
+        assert!(!d.decision.allowed && d.decision.wrote);
+        assert_eq!(rules.rules[1].spec(), lowered[1]);
+        // The bucket took nothing; its last update is the call's time.
+        assert_eq!(rules.rules[0].peek(&lowered[0], T + 10, 0).remaining, 7);
+        // Another algorithm at position 1 and a third rule: both start idle.
+        let reshaped = [bucket(10, 1, 1000), bucket(5, 1, 1000), fixed(1, 1000)];
+        let d = rules.decide(&reshaped, T + 10, 1, true, u64::MAX);
+        assert_eq!(d.rules, vec![[1, 10, 6, -1, 3990], [1, 5, 4, -1, 1000], [1, 1, 0, -1, 990]]);
+        // Dropping positions: one rule left.
+        let d = rules.decide(&reshaped[..1], T + 10, 0, false, u64::MAX);
+        assert_eq!(d.rules.len(), 1);
+        // A rejected call that changes nothing writes nothing.
+        let mut idle = Composite::new(&[fixed(1, 1000)], T);
+        assert!(!idle.decide(&[fixed(1, 1000)], T, 2, true, u64::MAX).decision.wrote);
+    }
+
+    /// One rule decides exactly as the limiter alone, on random schedules with reconfigurations.
+    #[test]
+    fn one_rule_is_the_limiter_alone() {
+        let seed: u64 = rand::random();
+        let mut rng = StdRng::seed_from_u64(seed);
+        for _ in 0..100 {
+            let mut now = T;
+            let random = |rng: &mut StdRng| {
+                let window = WindowParams { limit: rng.gen_range(1..20), window_ms: rng.gen_range(1..3000) };
+                match rng.gen_range(0..4) {
+                    0 => bucket(rng.gen_range(1..20), rng.gen_range(1..5), rng.gen_range(1..3000)),
+                    1 => Spec::FixedWindow(window),
+                    2 => Spec::SlidingLog(window),
+                    _ => Spec::SlidingCounter(window),
+                }
+            };
+            let mut spec = random(&mut rng);
+            let mut alone = Limiter::new(&spec, now);
+            let mut rules = Composite::new(&[spec], now);
+            for _ in 0..200 {
+                now += rng.gen_range(-100..700);
+                if rng.gen_ratio(1, 20) {
+                    let next = random(&mut rng);
+                    if next.algorithm() == spec.algorithm() {
+                        spec = next;
+                    }
+                }
+                let (cost, commit) = (rng.gen_range(0..6), rng.gen_ratio(9, 10));
+                let expected = alone.decide(&spec, now, cost, commit, u64::MAX);
+                let got = rules.decide(&[spec], now, cost, commit, u64::MAX);
+                assert_eq!(got.decision, expected, "seed {seed}");
+                assert_eq!(got.rules, vec![expected.reply()], "seed {seed}");
+            }
+        }
     }
 }

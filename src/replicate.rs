@@ -6,6 +6,7 @@
 //! the `l`/`c` formats allocate per argument and dominated a command's cost.
 
 use std::ffi::{c_char, c_longlong, CStr};
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicI64, AtomicPtr, Ordering};
 
 use redis_module::raw::{self, RedisModuleCtx, RedisModuleString};
@@ -55,23 +56,30 @@ pub fn create_words() -> bool {
 }
 
 /// A replicated call being put together; `send` replicates it, dropping frees what it created.
+/// The arrays are left uninitialised past their lengths: on the hot path, a write does not clear
+/// room for RL.LIMIT's 71 words.
 pub struct Form {
-    argv: [*mut RedisModuleString; MAX_WORDS],
+    argv: [MaybeUninit<*mut RedisModuleString>; MAX_WORDS],
     len: usize,
     /// Strings created for this form (numbers), freed on drop.
-    owned: [*mut RedisModuleString; MAX_WORDS],
+    owned: [MaybeUninit<*mut RedisModuleString>; MAX_WORDS],
     owned_len: usize,
 }
 
 impl Form {
     pub fn new() -> Form {
-        Form { argv: [std::ptr::null_mut(); MAX_WORDS], len: 0, owned: [std::ptr::null_mut(); MAX_WORDS], owned_len: 0 }
+        Form {
+            argv: [const { MaybeUninit::uninit() }; MAX_WORDS],
+            len: 0,
+            owned: [const { MaybeUninit::uninit() }; MAX_WORDS],
+            owned_len: 0,
+        }
     }
 
     /// A string that outlives the call (a caller's argument, a word).
     pub fn push(&mut self, s: *mut RedisModuleString) {
         if self.len < MAX_WORDS {
-            self.argv[self.len] = s;
+            self.argv[self.len] = MaybeUninit::new(s);
             self.len += 1;
         }
     }
@@ -93,7 +101,7 @@ impl Form {
         let Some(from_number) = (unsafe { raw::RedisModule_CreateStringFromLongLong }) else { return };
         let s = unsafe { from_number(std::ptr::null_mut(), value as c_longlong) };
         if self.owned_len < MAX_WORDS {
-            self.owned[self.owned_len] = s;
+            self.owned[self.owned_len] = MaybeUninit::new(s);
             self.owned_len += 1;
         }
         self.push(s);
@@ -113,7 +121,14 @@ impl Form {
 
     pub unsafe fn send(mut self, ctx: *mut RedisModuleCtx, command: &CStr) {
         if let Some(replicate) = raw::RedisModule_Replicate {
-            replicate(ctx, command.as_ptr(), c"v".as_ptr(), self.argv.as_mut_ptr(), self.len);
+            // The first `len` entries are initialised (push), and only those are read.
+            replicate(
+                ctx,
+                command.as_ptr(),
+                c"v".as_ptr(),
+                self.argv.as_mut_ptr().cast::<*mut RedisModuleString>(),
+                self.len,
+            );
         }
     }
 }
@@ -121,8 +136,12 @@ impl Form {
 impl Drop for Form {
     fn drop(&mut self) {
         if let Some(free) = unsafe { raw::RedisModule_FreeString } {
-            for &s in self.owned[..self.owned_len].iter().filter(|s| !s.is_null()) {
-                unsafe { free(std::ptr::null_mut(), s) };
+            for s in &self.owned[..self.owned_len] {
+                // Initialised by `number`, which is the only writer below `owned_len`.
+                let s = unsafe { s.assume_init() };
+                if !s.is_null() {
+                    unsafe { free(std::ptr::null_mut(), s) };
+                }
             }
         }
     }
