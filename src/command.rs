@@ -23,59 +23,34 @@ use crate::request::{Command, ReplyFormat, Request, Target};
 use crate::stats::{self, Kind};
 use crate::stored::{StoredLimiter, Value};
 
-pub unsafe extern "C" fn token_bucket(
-    ctx: *mut RedisModuleCtx,
-    argv: *mut *mut RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    run(ctx, argv, argc, Command::TokenBucket)
+/// One raw handler per command, each the generic path with its `Command`.
+macro_rules! handlers {
+    ($($(#[$doc:meta])* $name:ident => $command:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub unsafe extern "C" fn $name(
+                ctx: *mut RedisModuleCtx,
+                argv: *mut *mut RedisModuleString,
+                argc: c_int,
+            ) -> c_int {
+                run(ctx, argv, argc, $command)
+            }
+        )*
+    };
 }
 
-pub unsafe extern "C" fn fixed_window(
-    ctx: *mut RedisModuleCtx,
-    argv: *mut *mut RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    run(ctx, argv, argc, Command::Fixed)
-}
-
-pub unsafe extern "C" fn sliding_log(
-    ctx: *mut RedisModuleCtx,
-    argv: *mut *mut RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    run(ctx, argv, argc, Command::Sliding)
-}
-
-pub unsafe extern "C" fn gcra(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
-    run(ctx, argv, argc, Command::Gcra)
-}
-
-pub unsafe extern "C" fn sliding_counter(
-    ctx: *mut RedisModuleCtx,
-    argv: *mut *mut RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    run(ctx, argv, argc, Command::SlidingCounter)
-}
-
-/// RL.LIMIT: several rules in one key, all or nothing.
-pub unsafe extern "C" fn limit(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
-    run(ctx, argv, argc, Command::Limit)
-}
-
-/// RL.CHECK: RL.LIMIT with a stored policy's rules; replicated as RL.LIMIT with them spelled out.
-pub unsafe extern "C" fn check(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc: c_int) -> c_int {
-    run(ctx, argv, argc, Command::Check)
-}
-
-/// redis-cell's CL.THROTTLE on the same GCRA code; replicated as RL.GCRA with AT.
-pub unsafe extern "C" fn cl_throttle(
-    ctx: *mut RedisModuleCtx,
-    argv: *mut *mut RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    run(ctx, argv, argc, Command::ClThrottle)
+handlers! {
+    token_bucket => Command::TokenBucket;
+    fixed_window => Command::Fixed;
+    sliding_log => Command::Sliding;
+    gcra => Command::Gcra;
+    sliding_counter => Command::SlidingCounter;
+    /// RL.LIMIT: several rules in one key, all or nothing.
+    limit => Command::Limit;
+    /// RL.CHECK: RL.LIMIT with a stored policy's rules; replicated as RL.LIMIT with them spelled out.
+    check => Command::Check;
+    /// redis-cell's CL.THROTTLE on the same GCRA code; replicated as RL.GCRA with AT.
+    cl_throttle => Command::ClThrottle;
 }
 
 /// What a call decided: the reply's decision, each rule's own reply (DETAILS), and with UPTO the
