@@ -8,7 +8,8 @@
 //!   limiter arrives with the same state (DEBUG DIGEST-VALUE, RL.INFO) and expiry (PEXPIRETIME);
 //! - failover: `kill -9` of a master under traffic, its replica promoted, and every admission the
 //!   client saw acknowledged by `WAIT 1 <ms>` (sent right after the call, same connection) present
-//!   on the promoted replica. Prints the failover time and the admissions lost with and without WAIT.
+//!   on the promoted replica; once with a healthy replica, once with one paused under the traffic
+//!   (lagging) until the kill. Prints the failover time and the admissions lost with and without WAIT.
 
 mod common;
 use common::*;
@@ -241,8 +242,12 @@ impl Cluster {
         self.nodes.iter().find(|n| n.port == port).expect("node on that port")
     }
 
+    /// The live masters.
     fn masters(&self) -> Vec<u16> {
-        self.nodes.iter().filter(|n| role(&mut n.conn()) == "master").map(|n| n.port).collect()
+        self.ports()
+            .into_iter()
+            .filter(|&p| connect(p).map(|mut con| role(&mut con) == "master").unwrap_or(false))
+            .collect()
     }
 
     /// The master port owning a slot, as node `port` sees it.
@@ -252,17 +257,18 @@ impl Cluster {
         Some(router.owner[slot]).filter(|&p| p != 0)
     }
 
-    /// The replica of the master on `port`.
-    fn replica_of(&self, port: u16) -> u16 {
-        *self
-            .ports()
-            .iter()
-            .find(|&&p| {
-                let mut con = self.node(p).conn();
-                role(&mut con) == "slave" && info_field(&mut con, "replication", "master_port") == port.to_string()
-            })
-            .expect("a replica of that master")
+    /// The replica of the master on `port`, if it has one (a dead node is nobody's replica).
+    fn replica_of(&self, port: u16) -> Option<u16> {
+        self.ports().into_iter().find(|&p| {
+            let Ok(mut con) = connect(p) else { return false };
+            role(&mut con) == "slave" && info_field(&mut con, "replication", "master_port") == port.to_string()
+        })
     }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill");
+    assert!(status.success(), "kill -{sig} {pid}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -274,7 +280,8 @@ fn cluster_routes_reshards_and_fails_over_without_losing_acknowledged_admissions
     let mut cluster = Cluster::start();
     routing(&cluster);
     resharding(&cluster);
-    failover(&mut cluster);
+    failover(&mut cluster, ReplicaAtTheKill::Healthy);
+    failover(&mut cluster, ReplicaAtTheKill::Paused);
 }
 
 /// The same calls with a stale slot map: MOVED corrects it and every key lands on its slot's master.
@@ -491,20 +498,36 @@ fn resharding(cluster: &Cluster) {
 }
 
 /// Traffic on one master's slot, `kill -9` of that master, its replica promoted.
-fn failover(cluster: &mut Cluster) {
+/// Which replica state a failover meets.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ReplicaAtTheKill {
+    /// Linked and keeping up.
+    Healthy,
+    /// Paused (SIGSTOP) for 1.5 s under the traffic and resumed right after the kill: a replica
+    /// lagging behind, as a busy or distant one does.
+    Paused,
+}
+
+fn failover(cluster: &mut Cluster, at_the_kill: ReplicaAtTheKill) {
     let ports = cluster.ports();
     let mut router = Router::stale(ports[0], ports.clone());
+    router.refresh();
+    // A hash tag on a master that still has a replica (an earlier failover leaves one without).
+    let tag = (0..1000)
+        .map(|i| format!("fo{i}"))
+        .find(|tag| cluster.replica_of(router.owner[key_slot(tag.as_bytes())]).is_some())
+        .expect("a master with a replica");
+    let slot = key_slot(tag.as_bytes());
+    let master = router.owner[slot];
+    let replica = cluster.replica_of(master).expect("its replica");
+    let (wait_key, nowait_key) = (format!("{{{tag}}}:wait"), format!("{{{tag}}}:nowait"));
     // A window of 10^12 ms (about 31 years) and a limit nobody reaches: every call is admitted,
     // and the count is the number of admissions the master applied.
     let (limit, window) = (1_000_000_000_000i64, 1_000_000_000_000i64);
     let fixed = |key: &str| format!("RL.FIXED {key} {limit} {window}");
-    router.rl(&format!("{} COST 0", fixed("{fo}:wait")));
-    let slot = key_slot(b"fo");
-    let master = router.owner[slot];
-    let replica = cluster.replica_of(master);
     // One client calls and then `WAIT 1 1000` on the same connection, one after the other.
     let with_wait = {
-        let call = words(&fixed("{fo}:wait"));
+        let call = words(&fixed(&wait_key));
         std::thread::spawn(move || {
             let (mut admitted, mut acknowledged) = (0i64, 0i64);
             let Ok(mut con) = connect(master) else { return (admitted, acknowledged) };
@@ -525,7 +548,7 @@ fn failover(cluster: &mut Cluster) {
     };
     // Another one pipelines batches of 200 calls and never waits.
     let without_wait = {
-        let call = words(&fixed("{fo}:nowait"));
+        let call = words(&fixed(&nowait_key));
         std::thread::spawn(move || {
             let mut admitted = 0i64;
             let Ok(mut con) = connect(master) else { return admitted };
@@ -543,19 +566,30 @@ fn failover(cluster: &mut Cluster) {
     // Let the traffic run, then kill the master in the middle of it.
     let mut mcon = cluster.node(master).conn();
     wait_for("traffic on the master", Duration::from_secs(30), || {
-        redis::cmd("EXISTS").arg("{fo}:wait").arg("{fo}:nowait").query::<i64>(&mut mcon).unwrap_or(0) == 2
+        redis::cmd("EXISTS").arg(&wait_key).arg(&nowait_key).query::<i64>(&mut mcon).unwrap_or(0) == 2
     });
-    std::thread::sleep(Duration::from_millis(1000));
+    let replica_pid = cluster.node(replica).pid();
+    if at_the_kill == ReplicaAtTheKill::Paused {
+        std::thread::sleep(Duration::from_millis(500));
+        signal(replica_pid, "STOP");
+        std::thread::sleep(Duration::from_millis(1500));
+    } else {
+        std::thread::sleep(Duration::from_millis(1000));
+    }
     let killed = Instant::now();
     let victim = cluster.nodes.iter_mut().find(|n| n.port == master).expect("master node");
     victim.kill9();
+    if at_the_kill == ReplicaAtTheKill::Paused {
+        signal(replica_pid, "CONT");
+    }
     let (admitted_wait, acknowledged) = with_wait.join().expect("WAIT client");
     let admitted_nowait = without_wait.join().expect("pipelining client");
     // The replica becomes a master, and the other nodes route the slot to it.
     let mut rcon = cluster.node(replica).conn();
     wait_for("the replica promoted", Duration::from_secs(60), || role(&mut rcon) == "master");
     let promoted = killed.elapsed();
-    let survivor = *ports.iter().find(|&&p| p != master && p != replica).expect("another node");
+    let survivor =
+        *ports.iter().find(|&&p| p != master && p != replica && connect(p).is_ok()).expect("another live node");
     wait_for("the cluster routing the slot to the promoted replica", Duration::from_secs(60), || {
         Cluster::owner_seen_by(survivor, slot) == Some(replica)
     });
@@ -571,20 +605,22 @@ fn failover(cluster: &mut Cluster) {
             .unwrap_or_else(|e| panic!("{key} on the promoted replica: {e}"));
         limit - reply[2]
     };
-    let kept_wait = count(&mut rcon, "{fo}:wait");
-    let kept_nowait = count(&mut rcon, "{fo}:nowait");
+    // The replica holds a prefix of the master's writes, and each acknowledged WAIT covers every
+    // earlier call: no acknowledged admission is lost exactly when the count is at least theirs.
+    let kept_wait = count(&mut rcon, &wait_key);
+    let kept_nowait = count(&mut rcon, &nowait_key);
     println!(
-        "failover: master {master} killed; replica {replica} promoted after {promoted:?}, slot routed to it after \
+        "failover ({at_the_kill:?} replica): master {master} killed; replica {replica} promoted after {promoted:?}, slot routed to it after \
          {routed:?} (cluster-node-timeout {NODE_TIMEOUT_MS} ms)"
     );
     println!(
-        "failover: with WAIT: {admitted_wait} admitted, {acknowledged} acknowledged, {kept_wait} on the new master \
+        "failover ({at_the_kill:?} replica): with WAIT: {admitted_wait} admitted, {acknowledged} acknowledged, {kept_wait} on the new master \
          ({} acknowledged lost, {} unacknowledged lost)",
         (acknowledged - kept_wait).max(0),
         admitted_wait - kept_wait
     );
     println!(
-        "failover: without WAIT: {admitted_nowait} admitted, {kept_nowait} on the new master ({} lost)",
+        "failover ({at_the_kill:?} replica): without WAIT: {admitted_nowait} admitted, {kept_nowait} on the new master ({} lost)",
         admitted_nowait - kept_nowait
     );
     assert!(acknowledged > 0, "no acknowledged admission before the kill");
@@ -594,7 +630,7 @@ fn failover(cluster: &mut Cluster) {
     assert!(kept_wait <= admitted_wait + 1, "{kept_wait} kept, {admitted_wait} admitted");
     assert!(kept_nowait <= admitted_nowait + 200, "{kept_nowait} kept, {admitted_nowait} admitted");
     // Clients carry on against the new master: the router finds it.
-    let reply = router.rl(&fixed("{fo}:wait"));
+    let reply = router.rl(&fixed(&wait_key));
     assert_eq!(reply[..3], [1, limit, limit - kept_wait - 1]);
     assert_eq!(router.owner[slot], replica);
 }
