@@ -84,10 +84,10 @@ impl Router {
     }
 
     fn con(&mut self, port: u16) -> redis::RedisResult<&mut Connection> {
-        if !self.conns.contains_key(&port) {
-            self.conns.insert(port, connect(port)?);
-        }
-        Ok(self.conns.get_mut(&port).expect("just inserted"))
+        Ok(match self.conns.entry(port) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => entry.insert(connect(port)?),
+        })
     }
 
     /// Reloads the slot map with CLUSTER SLOTS from the first node that answers.
@@ -331,7 +331,7 @@ fn routing(cluster: &Cluster) {
             .arg("1000")
             .query(&mut con)
             .expect("COMMAND GETKEYS");
-        assert_eq!(got, [key.clone()]);
+        assert_eq!(got, std::slice::from_ref(key));
     }
     // A node that does not own the slot answers MOVED with the slot and its owner.
     let key = &keys[0];
@@ -532,8 +532,7 @@ fn failover(cluster: &mut Cluster, at_the_kill: ReplicaAtTheKill) {
             let (mut admitted, mut acknowledged) = (0i64, 0i64);
             let Ok(mut con) = connect(master) else { return (admitted, acknowledged) };
             // Until the kill breaks the connection.
-            loop {
-                let Ok(reply) = query(&mut con, &call) else { break };
+            while let Ok(reply) = query(&mut con, &call) {
                 let reply: Vec<i64> = redis::from_redis_value(&reply).expect("5 integers");
                 assert_eq!(reply[0], 1);
                 admitted += 1;
@@ -556,8 +555,7 @@ fn failover(cluster: &mut Cluster, at_the_kill: ReplicaAtTheKill) {
             for _ in 0..200 {
                 pipe.cmd(&call[0]).arg(&call[1..]);
             }
-            loop {
-                let Ok(replies) = pipe.query::<Vec<Vec<i64>>>(&mut con) else { break };
+            while let Ok(replies) = pipe.query::<Vec<Vec<i64>>>(&mut con) {
                 admitted += replies.iter().filter(|r| r[0] == 1).count() as i64;
             }
             admitted
