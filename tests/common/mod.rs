@@ -12,6 +12,77 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use redis::{Connection, Value};
 
+/// The server binary the tests run: `RL_SERVER` (a path or a name on PATH), default `redis-server`.
+/// Valkey's `valkey-server` works the same way.
+pub fn server_binary() -> PathBuf {
+    std::env::var_os("RL_SERVER").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("redis-server"))
+}
+
+/// The command-line client that goes with it: `RL_CLI`, else `<prefix>-cli` next to a server named
+/// `<prefix>-server` given as a path (e.g. `valkey-cli` beside `valkey-server`), else `redis-cli`.
+pub fn cli_binary() -> PathBuf {
+    if let Some(cli) = std::env::var_os("RL_CLI") {
+        return PathBuf::from(cli);
+    }
+    let server = server_binary();
+    let sibling = server
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix("-server"))
+        .map(|prefix| server.with_file_name(format!("{prefix}-cli")));
+    match sibling {
+        Some(cli) if server.components().count() > 1 && cli.exists() => cli,
+        _ => PathBuf::from("redis-cli"),
+    }
+}
+
+/// Which server the suite runs against, from `INFO server`: Valkey reports `server_name:valkey`
+/// and `valkey_version` (its `redis_version` is a fixed compatibility number).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerKind {
+    pub name: String,
+    pub version: (u32, u32, u32),
+    /// `mem_allocator` (jemalloc-x.y.z or libc): MEMORY USAGE depends on it.
+    pub allocator: String,
+}
+
+impl ServerKind {
+    pub fn is_valkey(&self) -> bool {
+        self.name == "valkey"
+    }
+
+    pub fn is_redis(&self) -> bool {
+        self.name == "redis"
+    }
+
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        (self.version.0, self.version.1) >= (major, minor)
+    }
+
+    pub fn jemalloc(&self) -> bool {
+        self.allocator.starts_with("jemalloc")
+    }
+
+    fn from_info(info: &str) -> ServerKind {
+        let field = |name: &str| {
+            info.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':'))).map(|v| v.trim())
+        };
+        let name = field("server_name").unwrap_or("redis").to_string();
+        let version = field(&format!("{name}_version")).or_else(|| field("redis_version")).unwrap_or("0.0.0");
+        let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut next = || parts.next().unwrap_or(0);
+        let version = (next(), next(), next());
+        ServerKind { name, version, allocator: field("mem_allocator").unwrap_or("").to_string() }
+    }
+}
+
+impl std::fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (a, b, c) = self.version;
+        write!(f, "{} {a}.{b}.{c} ({})", self.name, self.allocator)
+    }
+}
+
 pub fn module_path() -> PathBuf {
     std::env::var_os("RL_MODULE")
         .map(PathBuf::from)
@@ -21,6 +92,10 @@ pub fn module_path() -> PathBuf {
 pub struct Server {
     pub port: u16,
     pub dir: PathBuf,
+    /// What `INFO server` says this server is.
+    pub kind: ServerKind,
+    /// The cluster bus port of a cluster node.
+    pub bus_port: Option<u16>,
     module_args: Vec<String>,
     extra: Vec<String>,
     child: Option<Child>,
@@ -39,6 +114,18 @@ impl Server {
 
     /// Same, passing `module_args` to the module (`--loadmodule path args...`).
     pub fn start_with_module_args(module_args: &[&str], extra: &[&str]) -> Server {
+        Server::start_inner(module_args, extra, false)
+    }
+
+    /// A node of a Redis Cluster (`cluster-enabled yes`, its own `nodes.conf` in its directory),
+    /// its cluster bus on a free port of its own (`cluster-port`), not yet joined to any cluster.
+    pub fn start_cluster_node(extra: &[&str]) -> Server {
+        let mut args = vec!["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"];
+        args.extend_from_slice(extra);
+        Server::start_inner(&[], &args, true)
+    }
+
+    fn start_inner(module_args: &[&str], extra: &[&str], cluster: bool) -> Server {
         let dir = std::env::temp_dir().join(format!(
             "rl-test-{}-{}",
             std::process::id(),
@@ -52,21 +139,25 @@ impl Server {
         if !module_args.iter().any(|a| a == "max-at-ahead-ms") {
             module_args.extend(["max-at-ahead-ms".to_string(), MAX_TIME_MS.to_string()]);
         }
-        let mut server = Server { port: 0, dir, module_args, extra: owned(extra), child: None };
+        let kind = ServerKind { name: String::new(), version: (0, 0, 0), allocator: String::new() };
+        let mut server = Server { port: 0, bus_port: None, dir, kind, module_args, extra: owned(extra), child: None };
         // A port found free can be taken before redis binds it: try another one then.
         for _attempt in 0..20 {
+            if cluster {
+                server.bus_port = Some(free_port());
+            }
             if server.launch(free_port()) {
                 return server;
             }
         }
-        panic!("redis-server did not start; see {}", server.dir.join("redis.log").display());
+        panic!("{} did not start; see {}", server_binary().display(), server.dir.join("redis.log").display());
     }
 
     /// Starts redis-server on `port` and waits until it answers PING (after loading its data).
     fn launch(&mut self, port: u16) -> bool {
         assert!(module_path().exists(), "module not built: {} (run make test)", module_path().display());
         self.port = port;
-        let mut child = Command::new("redis-server")
+        let mut child = Command::new(server_binary())
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--dir", self.dir.to_str().expect("utf-8 dir")])
             .args(["--save", "", "--appendonly", "no", "--enable-debug-command", "yes"])
@@ -75,10 +166,11 @@ impl Server {
             .arg(module_path())
             .args(&self.module_args)
             .args(&self.extra)
+            .args(self.bus_port.iter().flat_map(|p| ["--cluster-port".to_string(), p.to_string()]))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server on PATH");
+            .unwrap_or_else(|e| panic!("{} (set RL_SERVER to a server binary): {e}", server_binary().display()));
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {
@@ -86,6 +178,9 @@ impl Server {
             }
             if let Ok(mut con) = self.try_connect() {
                 if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                    if let Ok(info) = redis::cmd("INFO").arg("server").arg("memory").query::<String>(&mut con) {
+                        self.kind = ServerKind::from_info(&info);
+                    }
                     self.child = Some(child);
                     return true;
                 }
@@ -125,6 +220,14 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// `kill -9`: the process dies at once, nothing flushed or handed over; waits until it is gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     pub fn pid(&self) -> u32 {
