@@ -2,7 +2,7 @@
 //! They are server state, like Redis functions, not keys: kept in RDB (aux data, so also in the
 //! AOF's RDB preamble and a replica's full sync), sent to replicas and the AOF as the commands
 //! that change them, and re-emitted when an AOF rewrite starts (a rewrite without the RDB preamble
-//! has no hook for module data: the RL.POLICY.SET lines open the new incremental file).
+//! has no hook for module data: the RL.POLICY.SET lines go to the new incremental file).
 
 use std::collections::BTreeMap;
 use std::ffi::{c_int, c_void};
@@ -149,9 +149,11 @@ pub unsafe extern "C" fn aux_load(rdb: *mut RedisModuleIO, encver: c_int, _when:
     }
 }
 
-/// Subscribed to fork events: when the child just born rewrites the AOF, every policy is
-/// propagated as RL.POLICY.SET, which lands first in the new incremental AOF file (and reaches the
-/// replicas, where setting a policy to what it already is changes nothing).
+/// Subscribed to fork events: when the child just born rewrites the AOF, a timer is set to
+/// propagate every policy as RL.POLICY.SET into the new incremental AOF file (and to the replicas,
+/// where setting a policy to what it already is changes nothing). Not from here: the fork often
+/// happens inside a client's command (BGREWRITEAOF, CONFIG SET appendonly yes), and what is
+/// replicated here would be propagated together with that command.
 pub unsafe extern "C" fn on_fork(
     ctx: *mut RedisModuleCtx,
     _event: raw::RedisModuleEvent,
@@ -161,6 +163,14 @@ pub unsafe extern "C" fn on_fork(
     if subevent != raw::REDISMODULE_SUBEVENT_FORK_CHILD_BORN || count() == 0 || !aof_rewrite_in_progress(ctx) {
         return;
     }
+    if let Some(create_timer) = raw::RedisModule_CreateTimer {
+        create_timer(ctx, 0, Some(emit_policies), std::ptr::null_mut());
+    }
+}
+
+/// The timer set by `on_fork`, run outside any command: the table as it is now (a policy changed
+/// since the fork is already in the new file, and is written again with its latest rules).
+unsafe extern "C" fn emit_policies(ctx: *mut RedisModuleCtx, _: *mut c_void) {
     let Some(replicate) = raw::RedisModule_Replicate else { return };
     let policies = table().clone();
     for (name, specs) in &policies {
