@@ -2,6 +2,7 @@
 //! each in its own temporary directory, killed on drop.
 #![allow(dead_code)]
 
+pub mod resp;
 pub mod traffic;
 
 use std::net::TcpListener;
