@@ -820,6 +820,10 @@ fn loading_a_large_sliding_log_needs_memory_proportional_to_the_payload() {
     // Kept as written: more entries than max-sliding-entries (10^6 by default), all live.
     assert_eq!(info_int(&mut con, "big", "entries"), entries as i64);
     assert!(used <= 2 * payload, "the loaded log takes {used} B");
+    // Such a log does not grow: a new request joins its newest entry.
+    let line = format!("RL.SLIDING big 1000000000000000 10000000000000 AT {}", now_ms() + 5000);
+    assert_eq!(rl(&mut con, &line)[0], 1);
+    assert_eq!(info_int(&mut con, "big", "entries"), entries as i64);
 
     // The same through DUMP / RESTORE (the RDB loader, as replicas and restarts use it).
     let dump: Vec<u8> = redis::cmd("DUMP").arg("big").query(&mut con).expect("DUMP");
