@@ -78,10 +78,23 @@ fn assert_in_sync(master: &Server, replica: &Server) {
     let mut mc = master.conn();
     let acked: i64 = redis::cmd("WAIT").arg(1).arg(20_000).query(&mut mc).expect("WAIT");
     assert_eq!(acked, 1, "replica did not acknowledge");
+    // And until the replica has processed the master's whole stream (its own offset), not only
+    // acknowledged it.
+    let mut rc = replica.conn();
+    let target: i64 = info_field(&mut mc, "replication", "master_repl_offset").parse().expect("offset");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let applied: i64 = info_field(&mut rc, "replication", "master_repl_offset").parse().unwrap_or(-1);
+        if applied >= target {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica applied up to {applied} of {target}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let on_master = key_states(&mut mc);
     assert!(!on_master.is_empty(), "test wrote nothing");
-    assert_same_live_keys(&key_states(&mut replica.conn()), &on_master);
-    assert_eq!(digest(&mut replica.conn()), digest(&mut mc));
+    assert_same_live_keys(&key_states(&mut rc), &on_master);
+    assert_eq!(digest(&mut rc), digest(&mut mc));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -661,10 +674,11 @@ fn load_with(module_args: &[&str]) -> (bool, String) {
             exited = true;
             break;
         }
-        // Up and answering: the module loaded.
+        // Up and answering: the module loaded (if it is this child answering, not another test's
+        // server that took the port).
         if let Ok(mut con) = redis::Client::open(format!("redis://127.0.0.1:{port}/")).and_then(|c| c.get_connection())
         {
-            if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+            if info_field(&mut con, "server", "process_id") == child.id().to_string() {
                 break;
             }
         }

@@ -85,8 +85,12 @@ impl Server {
             if let Ok(Some(_)) = child.try_wait() {
                 return false;
             }
+            // The server answering must be this child: another test's server may have taken the
+            // port first (this child then fails to bind and exits).
             if let Ok(mut con) = self.try_connect() {
-                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                if redis::cmd("PING").query::<String>(&mut con).is_ok()
+                    && info_field(&mut con, "server", "process_id") == child.id().to_string()
+                {
                     self.child = Some(child);
                     return true;
                 }
