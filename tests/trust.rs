@@ -75,22 +75,8 @@ fn pair(master_module_args: &[&str], replica_module_args: &[&str]) -> (Server, S
 
 /// Waits until the replica has applied everything, then compares every key, value and expiry.
 fn assert_in_sync(master: &Server, replica: &Server) {
-    let mut mc = master.conn();
-    let acked: i64 = redis::cmd("WAIT").arg(1).arg(20_000).query(&mut mc).expect("WAIT");
-    assert_eq!(acked, 1, "replica did not acknowledge");
-    // And until the replica has processed the master's whole stream (its own offset), not only
-    // acknowledged it.
-    let mut rc = replica.conn();
-    let target: i64 = info_field(&mut mc, "replication", "master_repl_offset").parse().expect("offset");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let applied: i64 = info_field(&mut rc, "replication", "master_repl_offset").parse().unwrap_or(-1);
-        if applied >= target {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the replica applied up to {applied} of {target}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut mc, mut rc) = (master.conn(), replica.conn());
+    wait_for_replica(&mut mc, &mut rc);
     let on_master = key_states(&mut mc);
     assert!(!on_master.is_empty(), "test wrote nothing");
     assert_same_live_keys(&key_states(&mut rc), &on_master);

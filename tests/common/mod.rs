@@ -260,6 +260,22 @@ pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
         .to_string()
 }
 
+/// Waits (up to 20 s) until the replica has applied the master's whole replication stream. WAIT
+/// alone does not do it from a connection that wrote nothing: it waits for that connection's own
+/// last write, and a fresh connection has none.
+pub fn wait_for_replica(master: &mut Connection, replica: &mut Connection) {
+    let target: i64 = info_field(master, "replication", "master_repl_offset").parse().expect("master offset");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let applied: i64 = info_field(replica, "replication", "master_repl_offset").parse().unwrap_or(-1);
+        if applied >= target {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the replica applied up to offset {applied} of {target}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Seeded RNG for randomized tests; the seed is printed so a failure can be replayed with RL_SEED.
 pub fn seeded_rng(test: &str) -> rand::rngs::StdRng {
     use rand::SeedableRng;
