@@ -998,7 +998,13 @@ fn acl_categories_or_grants_by_name() {
         assert!(call(&mut writer, &format!("{} AT {t}", writes[0])).is_err_and(|e| e.starts_with("NOPERM")));
         return;
     }
-    for (category, command) in [("write", "rl.fixed"), ("fast", "rl.gcra"), ("read", "rl.info"), ("fast", "rl.info")] {
+    for (category, command) in [
+        ("write", "rl.fixed"),
+        ("fast", "rl.gcra"),
+        ("read", "rl.info"),
+        ("fast", "rl.info"),
+        ("write", "rl.loadstate"),
+    ] {
         assert!(category_lists(&mut admin, category, command), "{command} is not in @{category}");
     }
     assert!(!category_lists(&mut admin, "write", "rl.info"), "RL.INFO in @write");
