@@ -446,6 +446,58 @@ def run_benchmark(port, argv, clients, requests, pipeline, keyspace, pin_cpu):
             "p99": float(f[6]), "max": float(f[7])}
 
 
+# --------------------------------------------------------------------------- cost per call
+
+COST_LOG_ENTRIES = 100_000
+# Throughput of a rejected huge COST against COST 1 on the same full log. A scan of the log (the
+# bug this row guards against) gives ~0.02x at 100,000 entries; the O(log n) search still scans up
+# to one 128-entry index block (~1 us) where COST 1 reads one entry, hence not 1.0.
+TARGET_COST_RATIO = 0.5
+
+
+def sliding_cost_per_call(r, port, requests, pin_cpu):
+    """Rejected RL.SLIDING calls on one full 100,000-entry log (redis-benchmark, 50 clients, -P 16):
+    COST 1 against COST limit/2 and COST limit, whose retry_after needs half or all of the log gone,
+    and a COST above the limit. Every call must cost O(log n) in the log size, so their throughput
+    stays near COST 1's (the mean of the COST 1 runs before and after). Also shows the command's own
+    server time (INFO commandstats usec_per_call). Returns (table rows, passes, fails)."""
+    n, key = COST_LOG_ENTRIES, "costlog"
+    r.call("DEL", key)
+    t0 = server_ms(r) - n - 1000   # n entries at distinct ms in the recent past, live for an hour
+    r.pipeline([("RL.SLIDING", key, n, SLIDING_WINDOW_MS, "AT", t0 + i) for i in range(n)])
+
+    def run(cost):
+        cmd = ["RL.SLIDING", key, n, SLIDING_WINDOW_MS, "COST", cost]
+        reply = r.call(*cmd)
+        if reply[0] != 0 or reply[2] != 0:
+            raise RuntimeError("%s: expected a rejection on a full log, got %r" % (" ".join(map(str, cmd)), reply))
+        r.call("CONFIG", "RESETSTAT")
+        res = run_benchmark(port, cmd, 50, requests, 16, None, pin_cpu)
+        stats = r.call("INFO", "commandstats")
+        res["usec"] = float(re.search(r"(?i)cmdstat_rl\.sliding:calls=\d+,usec=\d+,usec_per_call=([0-9.]+)",
+                                      stats).group(1))
+        return res
+
+    rows, passes, fails = [], 0, []
+    before = run(1)
+    for cost in (n // 2, n, 10 ** 15):
+        res = run(cost)
+        after = run(1)
+        ratio = res["rps"] / ((before["rps"] + after["rps"]) / 2)
+        ok = ratio >= TARGET_COST_RATIO
+        passes += ok
+        if not ok:
+            fails.append("rejected RL.SLIDING COST %d on a %d-entry log: %.2fx COST 1 < %.1fx"
+                         % (cost, n, ratio, TARGET_COST_RATIO))
+        rows.append(["COST 1", "%.0f" % before["rps"], "%.2f" % before["usec"], "", "", ""])
+        rows.append(["COST %d" % cost, "%.0f" % res["rps"], "%.2f" % res["usec"], "%.2fx" % ratio,
+                     ">=%.1fx" % TARGET_COST_RATIO, "PASS" if ok else "FAIL"])
+        before = after
+    rows.append(["COST 1", "%.0f" % before["rps"], "%.2f" % before["usec"], "", "", ""])
+    r.call("DEL", key)
+    return rows, passes, fails
+
+
 # --------------------------------------------------------------------------- memory table
 
 def memory_table(r, shas, have):
@@ -790,6 +842,16 @@ def main():
         print()
         print("Memory (MEMORY USAGE <key> SAMPLES 0, key name \"k1\")")
         print(fmt_table(["structure", "bytes", "", "target", ""], mt, "lrlll"))
+
+        if "RL.SLIDING" in have and (not args.only or re.search(args.only, "RL.SLIDING COST")):
+            cost_rows, cost_passes, cost_fails = sliding_cost_per_call(r, server.port, base_n, bench_cpu)
+            passes += cost_passes
+            fails += cost_fails
+            print()
+            print("Cost per call: rejected RL.SLIDING on one full %d-entry log, pipelined (x = ops/s over the mean\n"
+                  "of the COST 1 runs around it; usec = the command's own server time, INFO commandstats)"
+                  % COST_LOG_ENTRIES)
+            print(fmt_table(["call", "ops/s", "usec", "x COST 1", "target", ""], cost_rows, "lrrrll"))
 
         print()
         print("load average at end: %s" % loadavg())

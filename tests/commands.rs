@@ -569,11 +569,9 @@ fn reconfigured_token_bucket_clamps_tokens_to_the_new_capacity() {
     let t = future();
     let c = |params: &str, at: i64, cost: i64| format!("RL.TOKENBUCKET r:tb {params} AT {at} COST {cost}");
     assert_eq!(rl(&mut con, &c("10 1 1000", t, 2)), [1, 10, 8, -1, 2000]);
-    // Seen through capacity 5: 5 tokens, full.
-    assert_eq!(rl(&mut con, &c("5 1 1000", t, 0)), [1, 5, 5, -1, 0]);
-    // A rejected call under new parameters writes nothing: still 8 under the old ones.
+    // Seen through capacity 5: 5 tokens, full. A peek writes nothing: still 8 under the old ones.
     let before = snapshot(&mut con, b"r:tb");
-    assert_eq!(rl(&mut con, &c("5 1 1000", t, 6)), [0, 5, 5, -1, 0]);
+    assert_eq!(rl(&mut con, &c("5 1 1000", t, 0)), [1, 5, 5, -1, 0]);
     assert_eq!(snapshot(&mut con, b"r:tb"), before);
     assert_eq!(rl(&mut con, &c("10 1 1000", t, 0)), [1, 10, 8, -1, 2000]);
     // An admitted call adopts capacity 5: clamped to 5, minus 1.
@@ -583,6 +581,27 @@ fn reconfigured_token_bucket_clamps_tokens_to_the_new_capacity() {
     assert_eq!(rl(&mut con, &c("10 1 1000", t, 0)), [1, 10, 4, -1, 6000]);
     assert_eq!(rl(&mut con, &c("20 1 1000", t, 1)), [1, 20, 3, -1, 17_000]);
     assert_eq!(pexpiretime(&mut con, b"r:tb"), t + 17_000);
+
+    // (v2) A rejected call under new parameters still writes the reconfiguration: 2 tokens under
+    // capacity 10; capacity 5 keeps 2, COST 4 needs 2 more (2000 ms), full in 3000 ms.
+    let c = |params: &str, at: i64, cost: i64| format!("RL.TOKENBUCKET r:tb3 {params} AT {at} COST {cost}");
+    assert_eq!(rl(&mut con, &c("10 1 1000", t, 8)), [1, 10, 2, -1, 8000]);
+    assert_eq!(rl(&mut con, &c("5 1 1000", t, 4)), [0, 5, 2, 2000, 3000]);
+    assert_eq!(pexpiretime(&mut con, b"r:tb3"), t + 3000);
+    // As the reply promised: at t+2000 the bucket of 5 holds 4, and COST 4 passes.
+    assert_eq!(rl(&mut con, &c("5 1 1000", t + 1999, 0)), [1, 5, 3, -1, 1001]);
+    assert_eq!(rl(&mut con, &c("5 1 1000", t + 2000, 4)), [1, 5, 0, -1, 5000]);
+    assert_eq!(pexpiretime(&mut con, b"r:tb3"), t + 7000);
+    // Raised capacity, rejected: the wait and the expiry are the new bucket's.
+    assert_eq!(rl(&mut con, &c("20 1 1000", t + 2000, 1)), [0, 20, 0, 1000, 20_000]);
+    assert_eq!(pexpiretime(&mut con, b"r:tb3"), t + 22_000);
+    // A reconfiguration leaving the bucket full deletes the key (an absent key is idle), even
+    // though the call is rejected (6 > 5 can never pass).
+    let c = |params: &str, at: i64, cost: i64| format!("RL.TOKENBUCKET r:tb4 {params} AT {at} COST {cost}");
+    assert_eq!(rl(&mut con, &c("10 1 1000", t, 2)), [1, 10, 8, -1, 2000]);
+    assert_eq!(rl(&mut con, &c("5 1 1000", t, 6)), [0, 5, 5, -1, 0]);
+    assert!(!exists(&mut con, b"r:tb4"));
+    assert_eq!(rl(&mut con, &c("10 1 1000", t, 0)), [1, 10, 10, -1, 0]);
 
     // A new refill rate keeps the exact level: 2.5 tokens at t+2500 under 1/1000, then 1 per 100 ms.
     let c = |params: &str, at: i64, cost: i64| format!("RL.TOKENBUCKET r:tb2 {params} AT {at} COST {cost}");
@@ -625,19 +644,48 @@ fn reconfigured_sliding_log_keeps_entries_judged_by_the_new_limit_and_window() {
     // A higher limit: the 3 entries still count.
     assert_eq!(rl(&mut con, &c("5 1000", t + 300, 1)), [1, 5, 1, -1, 1000]);
     // A lower limit: 4 used > 2; one unit needs 3 entries gone (t, t+100, t+200): at t+1200.
+    // (v2) The rejected call stores limit 2; the entries and the expiry (t+1300) stay.
     let before = snapshot(&mut con, b"r:sl");
     assert_eq!(rl(&mut con, &c("2 1000", t + 400, 1)), [0, 2, 0, 800, 900]);
+    assert_ne!(snapshot(&mut con, b"r:sl"), before);
+    assert_eq!(pexpiretime(&mut con, b"r:sl"), t + 1300);
+    assert_eq!(info_int(&mut con, "r:sl", "limit"), 2);
+    // Its retry holds: at t+1199 two entries are live, at t+1200 one.
+    assert_eq!(rl(&mut con, &format!("{} DRYRUN", c("2 1000", t + 1199, 1))), [0, 2, 0, 1, 101]);
+    assert_eq!(rl(&mut con, &format!("{} DRYRUN", c("2 1000", t + 1200, 1))), [1, 2, 0, -1, 1000]);
+    // A longer window at t+900 (nothing dead yet under the old 1000 ms): all 4 entries live
+    // under 2000 ms until t+2300. Two more need t gone, at t+2000. The rejected call stores the
+    // window, and with it the expiry the reply promises.
+    assert_eq!(rl(&mut con, &c("5 2000", t + 900, 0)), [1, 5, 1, -1, 1400]);
+    assert_eq!(rl(&mut con, &c("5 2000", t + 900, 2)), [0, 5, 1, 1100, 1400]);
+    assert_eq!(pexpiretime(&mut con, b"r:sl"), t + 2300);
+    // A shorter window at t+1000: only t+300 is live under 800 ms (until t+1100).
+    assert_eq!(rl(&mut con, &c("5 800", t + 1000, 0)), [1, 5, 4, -1, 100]);
+    assert_eq!(rl(&mut con, &c("5 800", t + 1000, 3)), [1, 5, 1, -1, 800]);
+    assert_eq!(pexpiretime(&mut con, b"r:sl"), t + 1800);
+    // At t+1100 only (t+1000, 3) is live: 3 more need it gone, at t+1800. Same parameters,
+    // rejected: nothing written.
+    let before = snapshot(&mut con, b"r:sl");
+    assert_eq!(rl(&mut con, &c("5 800", t + 1100, 3)), [0, 5, 2, 700, 700]);
     assert_eq!(snapshot(&mut con, b"r:sl"), before);
-    // A longer window: at t+1500 every entry is still live under 2000 ms.
-    assert_eq!(rl(&mut con, &c("5 2000", t + 1500, 0)), [1, 5, 1, -1, 800]);
-    assert_eq!(rl(&mut con, &c("5 2000", t + 1500, 2)), [0, 5, 1, 500, 800]);
-    // A shorter window: at t+700 only t+300 is live under 500 ms.
-    assert_eq!(rl(&mut con, &c("5 500", t + 700, 0)), [1, 5, 4, -1, 100]);
-    assert_eq!(rl(&mut con, &c("5 500", t + 700, 3)), [1, 5, 1, -1, 500]);
-    assert_eq!(pexpiretime(&mut con, b"r:sl"), t + 1200);
-    // At t+800 only (t+700, 3) is live: 3 more need it gone, at t+1200.
-    assert_eq!(rl(&mut con, &c("5 500", t + 800, 3)), [0, 5, 2, 400, 400]);
-    assert_eq!(rl(&mut con, &c("5 500", t + 800, 2)), [1, 5, 0, -1, 500]);
+    assert_eq!(rl(&mut con, &c("5 800", t + 1100, 2)), [1, 5, 0, -1, 800]);
+    // Entries already dead under the old window stay dead when the window widens: at t+2000
+    // both (t+1000, 3) and (t+1100, 2) are dead under 800 ms, so 5000 ms does not revive them.
+    assert_eq!(rl(&mut con, &c("5 5000", t + 2000, 0)), [1, 5, 5, -1, 0]);
+}
+
+/// A field of RL.INFO as an integer.
+fn info_int(con: &mut Connection, key: &str, field: &str) -> i64 {
+    let info: Vec<Value> = redis::cmd("RL.INFO").arg(key).query(con).expect("RL.INFO");
+    let mut items = info.into_iter();
+    while let (Some(name), Some(value)) = (items.next(), items.next()) {
+        if name == Value::BulkString(field.as_bytes().to_vec()) || name == Value::SimpleString(field.to_string()) {
+            if let Value::Int(i) = value {
+                return i;
+            }
+        }
+    }
+    panic!("RL.INFO {key}: no integer field {field}")
 }
 
 /// docs/commands.md: "COST 0 is a pure peek: always allowed". After the limit is lowered below the current

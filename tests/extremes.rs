@@ -533,14 +533,17 @@ fn reconfiguring_between_extremes_on_the_same_key() {
             (format!("{big} COST 10 AT {t}"), [1, U, U - 10, -1, 1]),
             // Capacity 1: 10^15 - 10 tokens clamped to 1.
             (format!("1 1 1 AT {t}"), [1, 1, 0, -1, 1]),
-            // Back to 10^15: the empty bucket stays empty.
+            // Back to 10^15: the empty bucket stays empty. Rejected, but the reconfiguration is
+            // written (v2): the bucket of 10^15 refilling at 100 per ms, empty at t.
             (format!("{big} AT {t}"), [0, U, 0, 1, P]),
-            // 1 ms at the stored 1 per ms: 1 token (its capacity), carried into the big bucket.
-            (format!("{big} AT {}", t + 1), [1, U, 0, -1, P]),
-            // One token per 10^13 ms with capacity 1: empty.
-            (format!("1 1 {P} COST 0 AT {}", t + 1), [1, 1, 0, -1, P]),
-            // 1 ms at 100 per ms fills it.
+            // 1 ms at the stored 100 per ms: 100 tokens, one taken.
+            (format!("{big} AT {}", t + 1), [1, U, 99, -1, P]),
+            // Capacity 1 (one token per 10^13 ms): 99 tokens clamped to 1, full; a peek.
+            (format!("1 1 {P} COST 0 AT {}", t + 1), [1, 1, 1, -1, 0]),
+            // 1 ms later at the stored 100 per ms: 199, clamped to 1, taken.
             (format!("1 1 {P} AT {}", t + 2), [1, 1, 0, -1, P]),
+            // Empty, one token per 10^13 ms: rejected until t + 2 + 10^13.
+            (format!("1 1 {P} AT {}", t + 3), [0, 1, 0, P - 1, P - 1]),
         ],
     );
     let fixed_end = P - t % P;
@@ -594,8 +597,9 @@ fn reconfiguring_between_extremes_on_the_same_key() {
 /// A random walk on one key per algorithm over parameter sets at and around every bound, costs
 /// up to 10^15 and times from 0 to 10^15 (backwards too): each call is refused exactly when a
 /// documented bound is crossed (naming the first bad argument, changing nothing), else its reply is
-/// within bounds; rejected and DRYRUN calls change nothing; admitted ones expire the key at the
-/// effective time + reset_after.
+/// within bounds; DRYRUN, COST 0 and rejected calls with the stored parameters change nothing;
+/// admitted calls and (v2) rejected ones with other parameters write: the key expires at the
+/// effective time + reset_after, or is deleted when that is 0 (idle).
 #[test]
 fn random_walk_over_extreme_parameters_stays_within_bounds() {
     let mut rng = seeded_rng("extremes_walk");
@@ -609,11 +613,13 @@ fn random_walk_over_extreme_parameters_stays_within_bounds() {
     let drain_ok = |units: i64, period: i64, rate: i64| {
         (units as i128 * period as i128 + rate as i128 - 1) / rate as i128 <= P as i128
     };
-    let (mut accepted, mut refused, mut admitted) = (0, 0, 0);
+    let (mut accepted, mut refused, mut admitted, mut reconfigured) = (0, 0, 0, 0);
     for command in ["RL.TOKENBUCKET", "RL.FIXED", "RL.SLIDING", "RL.GCRA"] {
         let key = format!("walk:{command}");
         let mut now = t0;
         let mut last: Option<i64> = None;
+        // The parameters the key holds (None while absent): a call with others reconfigures.
+        let mut stored: Option<Vec<i64>> = None;
         for step in 0..steps {
             // Positional parameters, their first out-of-bounds name, and the limit they imply.
             let (params, bad, limit): (Vec<i64>, Option<&str>, i64) = match command {
@@ -714,27 +720,36 @@ fn random_walk_over_extreme_parameters_stays_within_bounds() {
             let reply = rl(&mut con, &line);
             assert_in_bounds(reply, limit, cost, &line);
             let effective = last.map_or(at, |l| l.max(at));
-            if reply[0] == 1 && cost > 0 && !dryrun {
-                admitted += 1;
+            let reconfigures = stored.as_ref().is_some_and(|s| *s != params);
+            if cost > 0 && !dryrun && (reply[0] == 1 || reconfigures) {
+                admitted += reply[0];
+                reconfigured += 1 - reply[0];
                 let expiry = pexpiretime(&mut con, &key);
-                if expiry == -2 {
+                if reply[4] == 0 {
+                    assert_eq!(expiry, -2, "{line}: a write leaving the limiter idle deletes the key");
+                } else if expiry == -2 {
                     // Already expired: only when written at a time long past (AT 0).
                     assert!(effective + reply[4] <= now_ms(), "{line}: the key is gone");
                 } else {
                     assert_eq!(expiry, effective + reply[4], "{line}: expiry");
                 }
                 last = Some(effective);
+                stored = Some(params.clone());
             } else {
                 assert_eq!(snapshot(&mut con, &key), before, "{line}: changed the key");
             }
-            // Written at a time long past (AT 0, 1970), the key is expired already.
+            // Idle, or written at a time long past (AT 0, 1970): the key is gone.
             if !exists(&mut con, &key) {
                 last = None;
+                stored = None;
             }
         }
     }
-    println!("extremes walk: {accepted} accepted ({admitted} admitted), {refused} refused");
-    assert!(admitted > 0 && refused > 0);
+    println!(
+        "extremes walk: {accepted} accepted ({admitted} admitted, {reconfigured} rejected reconfigurations), \
+         {refused} refused"
+    );
+    assert!(admitted > 0 && refused > 0 && reconfigured > 0);
     assert_eq!(redis::cmd("PING").query::<String>(&mut con).expect("PING"), "PONG");
 }
 

@@ -44,7 +44,7 @@ enum Kind {
     LoadState,
     Info,
     TestClock,
-    /// `CONFIG SET rl.max-sliding-entries <value>` (the word after CONFIG SET is the "name").
+    /// `CONFIG SET rl.max-sliding-entries <value>` or `rl.max-at-ahead-ms` (the word after CONFIG SET is the "name").
     Config,
 }
 
@@ -333,6 +333,19 @@ fn valid_params(rng: &mut StdRng, kind: Kind) -> Vec<u64> {
     }
 }
 
+/// Parameters from a small set per algorithm, extremes included, so that calls on one key keep
+/// switching between them while the limiter is busy.
+fn reconfigured_params(rng: &mut StdRng, kind: Kind) -> Vec<u64> {
+    let sets: &[[u64; 3]] = match kind {
+        Kind::TokenBucket => &[[10, 1, 1000], [10, 10, 1000], [3, 1, 100], [100, 7, 3000], [MAX_UNITS, MAX_UNITS, 1]],
+        Kind::Gcra => &[[9, 1, 1000], [9, 2, 1000], [0, 1, 100], [20, 3, 3000], [MAX_UNITS - 1, MAX_UNITS, 1]],
+        _ => &[[10, 1000, 0], [3, 1000, 0], [10, 10_000, 0], [1, 1, 0], [MAX_UNITS, MAX_PERIOD_MS, 0]],
+    };
+    let set = sets.choose(rng).copied().unwrap_or([10, 1000, 0]);
+    let count = if matches!(kind, Kind::TokenBucket | Kind::Gcra) { 3 } else { 2 };
+    set[..count].to_vec()
+}
+
 fn random_case_sometimes(rng: &mut StdRng, word: &str) -> Vec<u8> {
     if rng.gen_ratio(1, 3) {
         random_case(rng, word)
@@ -357,8 +370,19 @@ fn vector(rng: &mut StdRng, now: i64) -> Vector {
     let (kind, name) = KINDS[index];
     let mut words = vec![name_variant(rng, name)];
     if kind == Kind::Config {
-        // Small caps make sliding logs hit max-sliding-entries (merging into the newest entry).
         words.push(b"SET".to_vec());
+        if rng.gen_ratio(1, 4) {
+            // A bound on AT: calls beyond it are refused until the next batch restores 10^15.
+            words.push(b"rl.max-at-ahead-ms".to_vec());
+            words.push(match rng.gen_range(0..4) {
+                0 => b"300000".to_vec(),
+                1 => rng.gen_range(0..=MAX_TIME_MS).to_string().into_bytes(),
+                2 => MAX_TIME_MS.to_string().into_bytes(),
+                _ => token(rng),
+            });
+            return Vector { kind, words };
+        }
+        // Small caps make sliding logs hit max-sliding-entries (merging into the newest entry).
         words.push(b"rl.max-sliding-entries".to_vec());
         words.push(match rng.gen_range(0..4) {
             0 | 1 => rng.gen_range(1..=5u64).to_string().into_bytes(),
@@ -375,6 +399,15 @@ fn vector(rng: &mut StdRng, now: i64) -> Vector {
         return Vector { kind, words };
     }
     match kind {
+        Kind::TokenBucket | Kind::Fixed | Kind::Sliding | Kind::Gcra if rng.gen_ratio(1, 4) => {
+            // The same key, parameters changing between calls: reconfigurations, rejected ones
+            // (which write) included.
+            words.push(format!("{kind:?}:reconfigured").into_bytes());
+            for value in reconfigured_params(rng, kind) {
+                words.push(value.to_string().into_bytes());
+            }
+            options(rng, now, &mut words, true);
+        }
         Kind::TokenBucket | Kind::Fixed | Kind::Sliding | Kind::Gcra => {
             words.push(key_for(rng, kind));
             if rng.gen() {
@@ -757,6 +790,7 @@ fn fixtures(con: &mut Connection, now: i64) {
     let mut pipe = redis::pipe();
     pipe.cmd("FLUSHALL").ignore();
     pipe.cmd("CONFIG").arg("SET").arg("rl.max-sliding-entries").arg(1_000_000).ignore();
+    pipe.cmd("CONFIG").arg("SET").arg("rl.max-at-ahead-ms").arg(MAX_TIME_MS).ignore();
     pipe.cmd("SET").arg("str").arg("value").ignore();
     // Strings as redis-cell leaves them (its TAT in ns), which CL.THROTTLE takes over.
     pipe.cmd("SET").arg("cell").arg((now as u64 + 5_000) * 1_000_000).ignore();
@@ -1147,9 +1181,9 @@ fn broken_framing_cases(dump: &Dump) -> Vec<(&'static str, Vec<u8>)> {
     body.extend_from_slice(content);
     body.push(5);
     cases.push(("trailing string opcode", dump.seal(body)));
-    // An encoding version in the module id newer than the loader knows.
+    // Encoding version 3 in the module id (the low 10 bits; the loader knows 1 and 2).
     let mut head = dump.head.clone();
-    head[9] |= 0x03; // encoding version 3: newer than this module knows
+    head[9] |= 0x03;
     let other = Dump { head, ..dump.clone() };
     cases.push(("unknown encoding version", other.build(content)));
     // A module id no module registered.

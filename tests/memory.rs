@@ -106,16 +106,21 @@ fn at_maxmemory_with_noeviction_rl_commands_answer_oom_and_change_nothing() {
         .arg(b"\x01\x0a\x01\xe8\x07\x05\x00\x00".as_slice())
         .query(&mut con)
         .expect("RL.LOADSTATE");
-    // Fill memory with 100 KB strings until SET is refused.
-    let big = vec![b'x'; 100_000];
+    // Fill memory with 100 KB strings until SET is refused, then with ever smaller ones: a refused
+    // 100 KB SET frees its request buffer, which can leave room for a small command; a refused
+    // 10-byte SET leaves none.
     let mut filled = 0;
-    let oom = loop {
-        match redis::cmd("SET").arg(format!("fill:{filled}")).arg(&big).query::<()>(&mut con) {
-            Ok(()) => filled += 1,
-            Err(e) => break error_text(&e),
-        }
-        assert!(filled < 1000, "SET never ran out of memory");
-    };
+    let mut oom = String::new();
+    for size in [100_000, 10_000, 1000, 100, 10] {
+        let value = vec![b'x'; size];
+        oom = loop {
+            match redis::cmd("SET").arg(format!("fill:{filled}")).arg(&value).query::<()>(&mut con) {
+                Ok(()) => filled += 1,
+                Err(e) => break error_text(&e),
+            }
+            assert!(filled < 100_000, "SET never ran out of memory");
+        };
+    }
     assert!(oom.starts_with("OOM"), "SET at maxmemory: {oom}");
     // The refused SET's 100 KB argument is freed after the call, which can bring used memory back
     // under maxmemory (Valkey 8.1, Redis 8): keep it over by lowering maxmemory under what is used.

@@ -21,8 +21,7 @@ fn pair() -> (Server, Server) {
 /// Waits until the replica has applied everything the master sent, then compares digests.
 fn assert_in_sync(master: &Server, replica: &Server) {
     let mut mc = master.conn();
-    let acked: i64 = redis::cmd("WAIT").arg(1).arg(20_000).query(&mut mc).expect("WAIT");
-    assert_eq!(acked, 1, "replica did not acknowledge");
+    wait_for_replica(&mut mc, &mut replica.conn());
     let on_master = key_states(&mut mc);
     assert!(!on_master.is_empty(), "test wrote nothing");
     assert_same_live_keys(&key_states(&mut replica.conn()), &on_master);

@@ -2,6 +2,7 @@
 //! each in its own temporary directory, killed on drop.
 #![allow(dead_code)]
 
+pub mod resp;
 pub mod traffic;
 
 use std::net::TcpListener;
@@ -176,8 +177,12 @@ impl Server {
             if let Ok(Some(_)) = child.try_wait() {
                 return false;
             }
+            // The server answering must be this child: another test's server may have taken the
+            // port first (this child then fails to bind and exits).
             if let Ok(mut con) = self.try_connect() {
-                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                if redis::cmd("PING").query::<String>(&mut con).is_ok()
+                    && info_field(&mut con, "server", "process_id") == child.id().to_string()
+                {
                     if let Ok(info) = redis::cmd("INFO").arg("server").arg("memory").query::<String>(&mut con) {
                         self.kind = ServerKind::from_info(&info);
                     }
@@ -356,6 +361,22 @@ pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
         .unwrap_or("")
         .trim()
         .to_string()
+}
+
+/// Waits (up to 20 s) until the replica has applied the master's whole replication stream. WAIT
+/// alone does not do it from a connection that wrote nothing: it waits for that connection's own
+/// last write, and a fresh connection has none.
+pub fn wait_for_replica(master: &mut Connection, replica: &mut Connection) {
+    let target: i64 = info_field(master, "replication", "master_repl_offset").parse().expect("master offset");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let applied: i64 = info_field(replica, "replication", "master_repl_offset").parse().unwrap_or(-1);
+        if applied >= target {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the replica applied up to offset {applied} of {target}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Seeded RNG for randomized tests; the seed is printed so a failure can be replayed with RL_SEED.
