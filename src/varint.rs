@@ -10,7 +10,13 @@ pub fn write(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Reads one varint at `*pos` and advances it; None if the bytes end early or the value exceeds u64.
+#[inline]
 pub fn read(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    // One byte (a value below 128) is the common case: a short delta, a small cost.
+    if let Some(&byte) = bytes.get(*pos).filter(|b| **b < 0x80) {
+        *pos += 1;
+        return Some(u64::from(byte));
+    }
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *bytes.get(*pos)?;

@@ -242,14 +242,32 @@ impl SlidingLog {
     /// then a scan of at most one block.
     fn first_after(&self, cutoff: i64) -> Cursor {
         let i = self.blocks.partition_point(|b| b.before_ms <= cutoff);
-        let mut at = if i > 0 { self.blocks[i - 1] } else { self.head };
-        while let Some((time, _, next)) = self.read(&at) {
-            if time > cutoff {
+        let from = if i > 0 { self.blocks[i - 1] } else { self.head };
+        self.scan(from, |time, _| time <= cutoff).0
+    }
+
+    /// Steps from `at` over the entries for which `passes(time, running sum after it)` holds, and
+    /// returns the cursor at the first one that does not, with its time (or the end, and None).
+    /// The hot loop of every search: at most one block long, decoded in place.
+    fn scan(&self, mut at: Cursor, mut passes: impl FnMut(i64, u64) -> bool) -> (Cursor, Option<i64>) {
+        let bytes = &self.encoded;
+        let mut pos = (at.offset - self.drained) as usize;
+        let end = (self.tail.offset - self.drained) as usize;
+        while pos < end {
+            let entry_start = pos;
+            // The buffer is only written by `push`, so it always decodes; stop rather than panic if not.
+            let (Some(delta), Some(cost)) = (varint::read(bytes, &mut pos), varint::read(bytes, &mut pos)) else {
                 break;
+            };
+            let time = at.before_ms.saturating_add(delta as i64);
+            let cum = at.cum.wrapping_add(cost);
+            if !passes(time, cum) {
+                at.offset = self.drained + entry_start as u64;
+                return (at, Some(time));
             }
-            at = next;
+            at = Cursor { offset: self.drained + pos as u64, before_ms: time, cum, seq: at.seq + 1 };
         }
-        at
+        (at, None)
     }
 
     /// The time of the oldest entry from `first` on whose expiry frees `to_free` units (the
@@ -257,14 +275,8 @@ impl SlidingLog {
     fn time_freeing(&self, first: &Cursor, to_free: u64) -> i64 {
         // Blocks up to `first`, then those after it whose preceding entries do not free enough.
         let j = self.blocks.partition_point(|b| b.offset <= first.offset || b.cum.wrapping_sub(first.cum) < to_free);
-        let mut at = if j > 0 && self.blocks[j - 1].offset > first.offset { self.blocks[j - 1] } else { *first };
-        while let Some((time, _, next)) = self.read(&at) {
-            if next.cum.wrapping_sub(first.cum) >= to_free {
-                return time;
-            }
-            at = next;
-        }
-        self.newest_ms
+        let from = if j > 0 && self.blocks[j - 1].offset > first.offset { self.blocks[j - 1] } else { *first };
+        self.scan(from, |_, cum| cum.wrapping_sub(first.cum) < to_free).1.unwrap_or(self.newest_ms)
     }
 
     /// Drops entries with time <= `cutoff` (they no longer count).
