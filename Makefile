@@ -4,11 +4,12 @@
 #   make bench  benchmark against SET, INCR and Lua limiters (see bench/; a few minutes)
 #   make bench-smoke  the same rows with tiny request counts (seconds; numbers not meaningful)
 #   make fuzz   1,000,000 random argument vectors against a real server (tests/fuzz.rs)
+#   make accuracy  RL.SLIDINGCOUNTER against the exact RL.SLIDING on generated traffic (bench/accuracy.rs)
 
 PORT ?= 6379
 MODULE := $(CURDIR)/target/release/librl.so
 
-.PHONY: deps build run test bench bench-smoke fuzz clean
+.PHONY: deps build run test bench bench-smoke fuzz accuracy clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -35,6 +36,11 @@ bench-smoke: build
 FUZZ_VECTORS ?= 1000000
 fuzz: build
 	RL_MODULE=$(MODULE) RL_FUZZ_VECTORS=$(FUZZ_VECTORS) cargo test --release --test fuzz -- --nocapture
+
+# Decisions of RL.SLIDINGCOUNTER and RL.SLIDING on the same traffic (times pinned with AT: seconds).
+# Options: make accuracy ACCURACY_ARGS="--requests 50000 --seed 2"
+accuracy: build
+	RL_MODULE=$(MODULE) cargo run --release --example accuracy -- $(ACCURACY_ARGS)
 
 clean:
 	cargo clean
