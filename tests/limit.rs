@@ -119,6 +119,8 @@ struct Model {
     expire_at: i64,
     /// The last calls on the key, for a failure's message.
     history: Vec<String>,
+    /// How often each case came up: rejected writes, deletions, UPTO g = 0 and g >= 1, AT behind the key.
+    seen: [usize; 5],
 }
 
 const FRESH: &str = "model:fresh";
@@ -126,7 +128,7 @@ const TEMP: &str = "model:temp";
 
 impl Model {
     fn new(key: &str) -> Model {
-        Model { key: key.to_string(), stored: None, last: 0, expire_at: -2, history: Vec::new() }
+        Model { key: key.to_string(), stored: None, last: 0, expire_at: -2, history: Vec::new(), seen: [0; 5] }
     }
 
     fn shadow(&self, i: usize) -> String {
@@ -249,6 +251,12 @@ impl Model {
         assert_eq!(details, per_rule, "{context}");
 
         // The model's write: the shadows, then the key's rules, time and expiry.
+        self.seen[0] += usize::from(wrote && !allowed);
+        self.seen[1] += usize::from(wrote && reset == 0);
+        if let Some(g) = granted {
+            self.seen[if g == 0 { 2 } else { 3 }] += 1;
+        }
+        self.seen[4] += usize::from(self.stored.is_some() && at < self.last);
         if wrote {
             let stored = self.stored.clone().unwrap_or_default();
             for (i, rule) in rules.iter().enumerate() {
@@ -324,6 +332,14 @@ fn rl_limit_matches_the_reference_model_call_by_call() {
         let dryrun = rng.gen_ratio(1, 8);
         let rules = rules.clone();
         model.step(&mut con, &rules, cost, upto, dryrun, at);
+    }
+    let seen = models.iter().fold([0; 5], |mut sum, (m, _, _)| {
+        sum.iter_mut().zip(m.seen).for_each(|(s, n)| *s += n);
+        sum
+    });
+    eprintln!("rejected writes, deletions, UPTO g = 0, UPTO g >= 1, AT behind the key: {seen:?}");
+    for (i, n) in seen.iter().enumerate() {
+        assert!(i == 1 || *n > 0, "case {i} never came up: {seen:?}");
     }
 }
 
