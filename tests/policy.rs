@@ -52,8 +52,10 @@ fn wait_linked(replica: &Server) {
     }
 }
 
-fn wait_acked(master: &Server) {
-    let acked: i64 = redis::cmd("WAIT").arg(1).arg(20_000).query(&mut master.conn()).expect("WAIT");
+/// WAIT on the connection that wrote: WAIT waits for that client's own last write (a fresh
+/// connection has none and returns at once).
+fn wait_acked(writer: &mut Connection) {
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(20_000).query(writer).expect("WAIT");
     assert_eq!(acked, 1, "replica did not acknowledge");
 }
 
@@ -293,7 +295,7 @@ fn replicas_get_policies_by_full_sync_and_by_the_stream() {
     set(&mut mc, b"per-user", "FIXED 8 1000");
     assert_eq!(del(&mut mc, b"tenant"), 1);
     assert_eq!(del(&mut mc, b"tenant"), 0);
-    wait_acked(&master);
+    wait_acked(&mut mc);
     assert_eq!(table(&mut rc), table(&mut mc));
     // GET and LIST work on a read-only replica; SET and DEL do not.
     assert_eq!(get(&mut rc, b"new"), get(&mut mc, b"new"));
@@ -304,7 +306,7 @@ fn replicas_get_policies_by_full_sync_and_by_the_stream() {
     // RL.CHECK on the master reaches the replica as RL.LIMIT.
     let t = now_ms() + 100_000;
     rl(&mut mc, &format!("RL.CHECK k new COST 2 AT {t}"));
-    wait_acked(&master);
+    wait_acked(&mut mc);
     assert_eq!(digest(&mut rc), digest(&mut mc));
 }
 
@@ -322,7 +324,7 @@ fn replicas_are_digest_equal_after_random_check_and_limit_traffic_whatever_their
     for (i, rules) in policies.iter().enumerate() {
         set(&mut mc, format!("p{i}").as_bytes(), rules);
     }
-    wait_acked(&master);
+    wait_acked(&mut mc);
     // The replica loses one policy and has another one's rules changed.
     assert_eq!(del(&mut rc, b"p0"), 1);
     set(&mut rc, b"p1", "FIXED 1 1");
@@ -345,7 +347,7 @@ fn replicas_are_digest_equal_after_random_check_and_limit_traffic_whatever_their
             set(&mut mc, b"p2", &format!("SLIDING {} 5000", rng.gen_range(3..9)));
         }
     }
-    wait_acked(&master);
+    wait_acked(&mut mc);
     assert_eq!(digest(&mut rc), digest(&mut mc));
     assert_eq!(key_states(&mut rc), key_states(&mut mc));
     assert!(redis::cmd("DBSIZE").query::<i64>(&mut mc).expect("DBSIZE") > 0);
