@@ -190,7 +190,7 @@ impl Model {
                 .map(|(i, rule)| {
                     let (mut lo, mut hi) = (0, cost);
                     while lo < hi {
-                        let mid = (lo + hi + 1) / 2;
+                        let mid = (lo + hi).div_ceil(2);
                         if self.judge(con, i, rule, mid, t)[0] == 1 {
                             lo = mid;
                         } else {

@@ -216,7 +216,5 @@ fn upto_replicates_and_persists_as_cost_g() {
         .collect();
     let has = |needle: &[u8]| aof.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
     assert!(!has(b"UPTO"), "UPTO reached the AOF");
-    assert!(has(
-        format!("$10\r\nRL.SLIDING\r\n$1\r\ns\r\n$2\r\n10\r\n$5\r\n60000\r\n$4\r\nCOST\r\n$2\r\n10\r\n").as_bytes()
-    ));
+    assert!(has(b"$10\r\nRL.SLIDING\r\n$1\r\ns\r\n$2\r\n10\r\n$5\r\n60000\r\n$4\r\nCOST\r\n$2\r\n10\r\n"));
 }
