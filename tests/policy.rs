@@ -250,6 +250,18 @@ fn aof_restart(preamble: &str, rewrite: bool) {
     rl(&mut con, &format!("RL.CHECK k tenant COST 2 AT {}", t + 5));
     let before = table(&mut con);
     let keys = key_states(&mut con);
+    // RL.CHECK reaches the AOF as RL.LIMIT with its rules spelled out.
+    let aof: Vec<u8> = std::fs::read_dir(server.dir.join("appendonlydir"))
+        .expect("appendonlydir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".incr.aof"))
+        .flat_map(|e| std::fs::read(e.path()).expect("read AOF"))
+        .collect();
+    let has = |needle: &[u8]| aof.windows(needle.len()).any(|w| w == needle);
+    assert!(!has(b"RL.CHECK"), "RL.CHECK in the AOF");
+    assert!(has(
+        b"$8\r\nRL.LIMIT\r\n$1\r\nk\r\n$4\r\nGCRA\r\n$2\r\n99\r\n$3\r\n100\r\n$4\r\n1000\r\n$4\r\nCOST\r\n$1\r\n2\r\n"
+    ));
     server.restart("NOSAVE");
     let mut con = server.conn();
     assert_eq!(table(&mut con), before, "preamble {preamble}, rewrite {rewrite}");
