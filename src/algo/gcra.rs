@@ -92,6 +92,12 @@ impl Gcra {
         }
     }
 
+    /// Moves the last update to `now` (when later) without changing any later decision (the TAT
+    /// is an absolute time).
+    pub fn advance(&mut self, now: i64) {
+        self.last_ms = self.last_ms.max(now);
+    }
+
     pub fn decide(&mut self, params: &Params, now: i64, cost: u64, commit: bool) -> Decision {
         let now = now.max(self.last_ms);
         let rate = u128::from(params.rate);

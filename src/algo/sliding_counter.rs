@@ -72,6 +72,15 @@ impl SlidingCounter {
         }
     }
 
+    /// Moves the last update to `now` (when later) without changing any later decision: the counts
+    /// rolled forward to the window holding now.
+    pub fn advance(&mut self, now: i64) {
+        if now > self.last_ms {
+            (self.curr, self.prev, self.window_start_ms) = self.counts_at(&self.params, now);
+            self.last_ms = now;
+        }
+    }
+
     /// Decides a request of `cost` at `now` under `params`. Writes (adopting `params`, rolling the windows to the
     /// effective now) only when `commit` and cost > 0 and the request is admitted or `params` differ from the
     /// stored ones (a reconfiguration is written even when the request is rejected; its units are not counted).

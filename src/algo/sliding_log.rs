@@ -181,6 +181,12 @@ impl SlidingLog {
         decision
     }
 
+    /// Moves the last update to `now` (when later) without changing any later decision (entries
+    /// keep their absolute times).
+    pub fn advance(&mut self, now: i64) {
+        self.last_ms = self.last_ms.max(now);
+    }
+
     /// The reply `decide` would give without writing, from a shared reference (no copy of the log).
     pub fn peek(&self, params: &Params, now: i64, cost: u64) -> Decision {
         self.judge(params, now, cost).0

@@ -79,6 +79,17 @@ impl TokenBucket {
         whole * u128::from(params.refill_ms) + frac * u128::from(params.refill_ms) / u128::from(old.refill_ms)
     }
 
+    /// Moves the last update to `now` (when later) without changing any later decision: the level
+    /// accrued up to now, kept exactly.
+    pub fn advance(&mut self, now: i64) {
+        if now > self.last_ms {
+            let level = self.level_at(&self.params, now);
+            let scale = u128::from(self.params.refill_ms);
+            (self.tokens, self.fraction) = ((level / scale) as u64, (level % scale) as u64);
+            self.last_ms = now;
+        }
+    }
+
     /// Decides a request of `cost` at `now` under `params`; see `Limiter::decide` for when it writes
     /// (the level accrued to now at the old rate, re-expressed under `params`, less an admitted cost).
     pub fn decide(&mut self, params: &Params, now: i64, cost: u64, commit: bool) -> Decision {
