@@ -295,7 +295,7 @@ unsafe fn replicate_replacement(ctx: *mut RedisModuleCtx, key: *mut RedisModuleS
 
 /// The replicated AT value as a string, reused while calls share the same ms (most do under load).
 /// Redis takes its own reference to what it replicates, so replacing the cached one is safe.
-unsafe fn at_string(
+pub(crate) unsafe fn at_string(
     at_ms: i64,
     from_number: unsafe extern "C" fn(*mut RedisModuleCtx, c_longlong) -> *mut RedisModuleString,
     free: unsafe extern "C" fn(*mut RedisModuleCtx, *mut RedisModuleString),
@@ -318,9 +318,9 @@ static LAST_AT: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut
 static LAST_AT_MS: AtomicI64 = AtomicI64::new(-1);
 
 /// Words of the replicated form, created once at load (`create_replication_words`) and kept.
-static COST_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
-static AT_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
-static ONE_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+pub(crate) static COST_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+pub(crate) static AT_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
+pub(crate) static ONE_WORD: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Creates the words; false if the server could not (the module must not load then: it could
 /// not replicate).
@@ -337,7 +337,7 @@ pub fn create_replication_words() -> bool {
 }
 
 /// Server time in ms: the per-command cached clock where the server has it (7.2+), else the live one.
-fn clock_ms() -> i64 {
+pub(crate) fn clock_ms() -> i64 {
     let pinned = PINNED_CLOCK_MS.load(Ordering::Relaxed);
     if pinned >= 0 {
         return pinned;

@@ -152,9 +152,27 @@ const TEST_PANIC: CommandDoc = CommandDoc {
     args: &[],
 };
 
+/// Registered only when the module is loaded with `bench-floor yes`: bench/run.py's floor.
+const BENCH_FLOOR: CommandDoc = CommandDoc {
+    name: c"RL.BENCHFLOOR",
+    handler: crate::bench_floor::bench_floor,
+    flags: LIMITER_FLAGS,
+    arity: 2,
+    key_flags: WRITE_KEY,
+    summary: c"Benchmarks only: the least a limiter write does through the module API (the floor of bench/run.py)",
+    complexity: c"O(1)",
+    args: &[KEY],
+};
+
 /// Creates every command; Err names the one that failed.
-pub fn register(ctx: *mut raw::RedisModuleCtx, test_clock: bool, test_panic: bool) -> Result<(), &'static str> {
-    let extra = [test_clock.then_some(&TEST_CLOCK), test_panic.then_some(&TEST_PANIC)];
+pub fn register(
+    ctx: *mut raw::RedisModuleCtx,
+    test_clock: bool,
+    test_panic: bool,
+    bench_floor: bool,
+) -> Result<(), &'static str> {
+    let extra =
+        [test_clock.then_some(&TEST_CLOCK), test_panic.then_some(&TEST_PANIC), bench_floor.then_some(&BENCH_FLOOR)];
     for doc in COMMANDS.iter().chain(extra.into_iter().flatten()) {
         let name = doc.name.to_str().unwrap_or("?");
         let key = if doc.key_flags == 0 { 0 } else { 1 };

@@ -14,6 +14,10 @@ pub static TEST_CLOCK: AtomicBool = AtomicBool::new(false);
 /// command, to prove the panic hook logs before Redis aborts. Never in production.
 pub static TEST_PANIC: AtomicBool = AtomicBool::new(false);
 
+/// `bench-floor` (immutable, load time only): registers RL.BENCHFLOOR, the least a limiter write
+/// does through the module API, which bench/run.py measures as the floor. Never in production.
+pub static BENCH_FLOOR: AtomicBool = AtomicBool::new(false);
+
 pub fn max_sliding_entries() -> u64 {
     MAX_SLIDING_ENTRIES.load(Ordering::Relaxed).max(1) as u64
 }

@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod algo;
+mod bench_floor;
 mod command;
 mod commands;
 mod config;
@@ -32,10 +33,16 @@ fn init(ctx: &Context, _args: &[RedisString]) -> Status {
         ctx.log_warning("rl: could not create the strings of the replicated form");
         return Status::Err;
     }
+    let bench_floor = config::BENCH_FLOOR.load(Ordering::Relaxed);
+    if bench_floor && !bench_floor::create_words() {
+        ctx.log_warning("rl: could not create the strings of RL.BENCHFLOOR's replicated form");
+        return Status::Err;
+    }
     if let Err(name) = commands::register(
         ctx.ctx,
         config::TEST_CLOCK.load(Ordering::Relaxed),
         config::TEST_PANIC.load(Ordering::Relaxed),
+        bench_floor,
     ) {
         ctx.log_warning(&format!("rl: could not register {name}"));
         return Status::Err;
@@ -95,6 +102,7 @@ redis_module! {
         bool: [
             ["test-clock", &config::TEST_CLOCK, false, ConfigurationFlags::IMMUTABLE, None],
             ["test-panic", &config::TEST_PANIC, false, ConfigurationFlags::IMMUTABLE, None],
+            ["bench-floor", &config::BENCH_FLOOR, false, ConfigurationFlags::IMMUTABLE, None],
         ],
         enum: [],
         module_args_as_configuration: true,
