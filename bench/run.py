@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Benchmark the rl module against SET, INCR and the Lua scripts a user would write instead.
 
-Starts its own redis-server (free loopback port, no persistence) with the module loaded, runs
-redis-benchmark for every row in every mode, and prints:
-  1. a throughput table: ops/s, p50/p99 latency, ratio to SET of the same mode in the same run,
-     and the throughput target for RL.* rows;
+Starts its own redis-server (free loopback port, no persistence) with the module loaded (with
+`bench-floor yes`: RL.BENCHFLOOR, the least a limiter write does through the module API), runs
+redis-benchmark for every row in every mode, then does the same pipelined with random keys on a
+production configuration (appendonly everysec, one replica attached), and prints:
+  1. a throughput table: ops/s, p99 latency, ratio to SET and to the floor of the same mode in the same
+     run, the server's CPU time per operation (from /proc/<pid>/stat) and its ratio to SET's and the
+     floor's, and the targets (RL.* >= 0.9x SET; RL.* CPU/op <= 1.15x the floor's, pipelined random keys);
   2. a memory table from MEMORY USAGE: bytes per key, and bytes per entry of a 1,000-entry sliding log.
 
   python3 bench/run.py            full run (a few minutes on 2 cores)
