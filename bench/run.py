@@ -6,7 +6,7 @@ Starts its own redis-server (free loopback port, no persistence) with the module
 redis-benchmark for every row in every mode, then does the same pipelined with random keys on a
 production configuration (appendonly everysec, one replica attached), and prints:
   1. a throughput table: ops/s, p99 latency, ratio to SET and to the floor of the same mode in the same
-     run, the server's CPU time per operation (from /proc/<pid>/stat) and its ratio to SET's and the
+     run, the server's CPU time per operation (from /proc: schedstat, else stat) and its ratio to SET's and the
      floor's, and the targets (RL.* >= 0.9x SET; RL.* CPU/op <= 1.15x the floor's, pipelined random keys);
   2. a memory table from MEMORY USAGE: bytes per key, and bytes per entry of a 1,000-entry sliding log.
 
@@ -410,7 +410,18 @@ NOISE_CPU = 0.15   # CPUs used by other processes during a run above which the r
 
 
 def proc_cpu(pid):
-    """utime + stime of a process (all its threads), in s, from /proc/<pid>/stat; 0 if unreadable."""
+    """CPU time of a process (all its threads), in s: the sum of /proc/<pid>/task/*/schedstat's first field
+    (ns on CPU), else utime + stime from /proc/<pid>/stat (the same quantity in 10 ms ticks: a 0.3 s run
+    would be 30 ticks, too coarse for ratios near 1). A thread that exited between runs is not counted in
+    either snapshot, which is fine: redis-server's threads live as long as the server. 0 if unreadable."""
+    try:
+        total = 0
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (OSError, IndexError, ValueError):
+        pass
     try:
         with open("/proc/%d/stat" % pid) as f:
             st = f.read().rsplit(")", 1)[1].split()
@@ -931,7 +942,8 @@ def main():
         print("Throughput: ops/s and p99 of the median of %d runs per row (SET: of all its bracketing runs).\n"
               "x SET = median over the runs of ops/s / mean ops/s of the SET runs just before and after it (same\n"
               "mode), target >=%.1fx. x floor = x SET / the floor's x SET (%s, same mode).\n"
-              "CPU us/op = the server's utime+stime (/proc/<pid>/stat, all threads) during the run / requests, median;\n"
+              "CPU us/op = the server's CPU time (all threads; /proc/<pid>/task/*/schedstat in ns, else\n"
+              "utime+stime of /proc/<pid>/stat) during the run / requests, median;\n"
               "CPU x SET likewise over the SET runs around it; CPU x floor = CPU x SET / the floor's, target <=%.2fx\n"
               "for RL.* pipelined with random keys. replica = the replica's CPU us/op (%s).\n"
               "other = CPUs used by other processes during the median run."
