@@ -56,6 +56,7 @@ SCENARIOS = [
     ("RL.SLIDING rejected", ["RL.SLIDING", "{k}", "1", "3600000"], 0),
     ("RL.TOKENBUCKET admitted", ["RL.TOKENBUCKET", "{k}", "1000", "1", "3600000"], 1),
     ("RL.GCRA admitted", ["RL.GCRA", "{k}", "999", "1", "3600000"], 1),
+    ("CL.THROTTLE admitted", ["CL.THROTTLE", "{k}", "999", "1", "3600"], 0),   # redis-cell: 0 = not limited
 ]
 
 # Module API functions by group (everything else named RM_* is "other RM_*").
