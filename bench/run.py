@@ -631,9 +631,16 @@ class Runner:
         self.warmed.add((row.name, mode.keyspace))
 
     def drain(self):
-        """With a replica: wait until it has everything, so the master's sending is counted in this run."""
+        """With a replica: wait until it has everything, and until the AOF's once-a-second fsync of what was
+        written has run (it runs in a thread of the server, after the writes), so both are counted in the
+        run that caused them, not in the next one."""
         if self.replica:
             self.r.call("WAIT", 1, 60000)
+            time.sleep(1.1)
+            deadline = time.time() + 10
+            while re.search(r"aof_pending_bio_fsync:([1-9])", self.r.call("INFO", "persistence")) \
+                    and time.time() < deadline:
+                time.sleep(0.05)
 
     def measure(self, row, mode):
         """One redis-benchmark run of a row, with the CPU used by other processes, by the server (and replica)
