@@ -2,7 +2,7 @@
 #   make run    install what is missing, build, start redis-server on 127.0.0.1:$(PORT) with the module
 #   make test   install what is missing, build, run unit and integration tests
 #   make bench  benchmark against SET, INCR and Lua limiters (see bench/; a few minutes)
-#   make bench-smoke  the same rows with tiny request counts (under a minute; numbers not meaningful)
+#   make bench-smoke  the same rows with tiny request counts (seconds; numbers not meaningful)
 #   make bench-profile  instructions per call, Redis's parts vs the module's (callgrind; about a minute)
 #   make fuzz   1,000,000 random argument vectors against a real server (tests/fuzz.rs)
 
