@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Benchmark the rl module against SET, INCR and the Lua scripts a user would write instead.
 
-Starts its own redis-server (free loopback port, no persistence) with the module loaded, runs
-redis-benchmark for every row in every mode, and prints:
-  1. a throughput table: ops/s, p50/p99 latency, ratio to SET of the same mode in the same run,
-     and the throughput target for RL.* rows;
+Starts its own redis-server (free loopback port, no persistence) with the module loaded (with
+`bench-floor yes`: RL.BENCHFLOOR, the least a limiter write does through the module API), runs
+redis-benchmark for every row in every mode, then does the same pipelined with random keys on a
+production configuration (appendonly everysec, one replica attached), and prints:
+  1. a throughput table: ops/s, p99 latency, ratio to SET and to the floor of the same mode in the same
+     run, the server's CPU time per operation (from /proc: schedstat, else stat) and its ratio to SET's and the
+     floor's, and the targets (RL.* >= 0.9x SET; RL.* CPU/op <= 1.15x the floor's, pipelined random keys);
   2. a memory table from MEMORY USAGE: bytes per key, and bytes per entry of a 1,000-entry sliding log.
 
   python3 bench/run.py            full run (a few minutes on 2 cores)
@@ -45,6 +48,9 @@ ROOT = os.path.dirname(HERE)
 # Throughput targets (ratio to SET in the same mode of the same run).
 TARGET_RL = 0.9
 TARGET_SLIDING_FULL_10000 = 0.8
+# Server CPU per operation of every RL.* row, pipelined with random keys, relative to the floor (RL.BENCHFLOOR)
+# in the same mode of the same run.
+TARGET_CPU_FLOOR = 1.15
 # Memory targets.
 TARGET_BYTES_PER_KEY = 64      # token bucket and fixed window, short key name
 TARGET_BYTES_PER_ENTRY = 5     # sliding log at 1,000 entries
@@ -52,7 +58,8 @@ TARGET_BYTES_PER_ENTRY = 5     # sliding log at 1,000 entries
 SLIDING_WINDOW_MS = 3_600_000  # long enough that pre-filled logs stay full for the whole run
 SLIDING_LIMITS = (10, 1000, 10000)
 # Module commands that are not limiters (internal or read-only inspection), so not expected in the table.
-NOT_LIMITERS = {"RL.LOADSTATE", "RL.TESTCLOCK", "RL.INFO"}
+NOT_LIMITERS = {"RL.LOADSTATE", "RL.TESTCLOCK", "RL.TESTPANIC", "RL.INFO"}
+FLOOR = "RL.BENCHFLOOR"   # registered with the module option `bench-floor yes` (src/bench_floor.rs)
 
 
 # --------------------------------------------------------------------------- minimal RESP client
@@ -140,22 +147,27 @@ def free_port():
 
 
 class Server:
-    def __init__(self, module, pin_cpu=None):
+    """A redis-server with the module. module_args go after --loadmodule; extra are server options."""
+
+    def __init__(self, module, pin_cpu=None, module_args=(), extra=()):
         self.module = module
         self.pin_cpu = pin_cpu
+        self.module_args = list(module_args)
+        self.extra = list(extra)
         self.dir = tempfile.mkdtemp(prefix="rl-bench-")
         self.proc = None
         self.port = None
 
-    def start(self):
+    def start(self, must=True):
+        """Starts the server and returns a client; None if it did not start and must is False."""
         exe = tool("RL_SERVER", "redis-server")
         if not exe:
             sys.exit("redis-server not found (make deps installs it; RL_SERVER names another server)")
         for _ in range(5):
             self.port = free_port()
             cmd = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                   "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log"),
-                   "--loadmodule", self.module]
+                   "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")] + self.extra + \
+                  ["--loadmodule", self.module] + self.module_args
             if self.pin_cpu is not None:
                 cmd = ["taskset", "-c", str(self.pin_cpu)] + cmd
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -174,6 +186,8 @@ class Server:
             if "already in use" not in log:
                 break       # e.g. the module failed to load: retrying will not help
             # the port was taken between free_port() and the bind: retry on another
+        if not must:
+            return None
         sys.exit("redis-server did not start; log:\n" + self.log_tail())
 
     def log_tail(self):
@@ -204,22 +218,24 @@ class Server:
 # --------------------------------------------------------------------------- rows and modes
 
 class Mode:
-    def __init__(self, name, pipeline, keyspace, full, rows):
+    def __init__(self, name, pipeline, keyspace, full, rows, cpu_target=False):
         self.name = name
+        self.cpu_target = cpu_target   # RL.* rows must stay within TARGET_CPU_FLOOR of the floor's CPU/op
         self.pipeline = pipeline
         self.keyspace = keyspace   # None: one hot key
         self.full = full           # sliding-log keys pre-filled to `limit` entries
-        self.rows = rows           # which row kinds run in this mode: "all" or "sliding"
+        self.rows = rows           # which rows run in this mode: "all", "sliding" or "native" (no Lua)
         self.probe = False         # keys "probe:<prefix>" (reply check before benchmarking)
 
 
 class Row:
-    def __init__(self, name, kind, command, make_args, limit=None):
+    def __init__(self, name, kind, command, make_args, limit=None, ttl_ms=None):
         self.name = name
-        self.kind = kind            # "ref", "rl" or "lua"
+        self.kind = kind            # "ref", "floor", "rl" or "lua"
         self.command = command      # the Redis/module command the row needs (presence check)
         self.make_args = make_args  # (key_template, mode, shas) -> argv
         self.limit = limit          # sliding-log limit (pre-fill size), else None
+        self.ttl_ms = ttl_ms        # a TTL shorter than a run: random keys are warmed again before each run
 
     def label(self, mode):
         if self.limit is not None and mode.full:
@@ -260,40 +276,59 @@ def sliding_rows():
     return rows
 
 
+# Parameters: 1,000 at once, then 1 per hour (the fixed window: 1,000 per day, aligned to UTC midnight). Under
+# them a key stays alive for the whole run (each admitted call leaves at least an hour of TTL), so random keys
+# are updates of live limiters, not creations and expiries (with "100 at once, 10 per s" a key was idle again
+# 100 ms after a call, and most calls created a key). With one hot key the bucket and GCRA run dry after 1,000
+# calls (rejections from then on), the fixed window admits.
 ROWS = [
     Row("PING", "ref", "PING", lambda m, s: ["PING"]),
     Row("SET", "ref", "SET", lambda m, s: ["SET", key("set", m), "xxx"]),
     # SET with a TTL: every RL.* key carries an expiry (kept in a second dict), plain SET does not.
-    Row("SET PX", "ref", "SET", lambda m, s: ["SET", key("setpx", m), "xxx", "PX", 60000]),
+    Row("SET PX", "ref", "SET", lambda m, s: ["SET", key("setpx", m), "xxx", "PX", 60000], ttl_ms=60000),
     Row("INCR", "ref", "INCR", lambda m, s: ["INCR", key("incr", m)]),
+    # The floor: the least a limiter write does through the module API (src/bench_floor.rs): open the key,
+    # store a 32-byte limiter value, expire 60 s ahead, replicate a 7-argument RL.FIXED, reply 5 integers.
+    Row(FLOOR, "floor", FLOOR, lambda m, s: [FLOOR, key("floor", m)], ttl_ms=60000),
     Row("RL.TOKENBUCKET", "rl", "RL.TOKENBUCKET",
-        lambda m, s: ["RL.TOKENBUCKET", key("tb", m), 100, 10, 1000]),
-    Row("RL.FIXED", "rl", "RL.FIXED", lambda m, s: ["RL.FIXED", key("fw", m), 100, 60000]),
-    # GCRA with the same shape as the token bucket above: 100 at once, 10 per second.
-    Row("RL.GCRA", "rl", "RL.GCRA", lambda m, s: ["RL.GCRA", key("gcra", m), 99, 10, 1000]),
-    Row("CL.THROTTLE", "rl", "CL.THROTTLE", lambda m, s: ["CL.THROTTLE", key("cell", m), 99, 10, 1]),
+        lambda m, s: ["RL.TOKENBUCKET", key("tb", m), 1000, 1, 3600000]),
+    Row("RL.FIXED", "rl", "RL.FIXED", lambda m, s: ["RL.FIXED", key("fw", m), 1000, 86400000]),
+    # GCRA with the same shape as the token bucket above: 1,000 at once, 1 per hour.
+    Row("RL.GCRA", "rl", "RL.GCRA", lambda m, s: ["RL.GCRA", key("gcra", m), 999, 1, 3600000]),
+    Row("CL.THROTTLE", "rl", "CL.THROTTLE", lambda m, s: ["CL.THROTTLE", key("cell", m), 999, 1, 3600]),
     Row("Lua token bucket (HASH)", "lua", "EVALSHA",
-        lambda m, s: ["EVALSHA", s["token_bucket"], 1, key("ltb", m), 100, 10, 1000]),
+        lambda m, s: ["EVALSHA", s["token_bucket"], 1, key("ltb", m), 1000, 1, 3600000]),
     Row("Lua fixed window (INCR)", "lua", "EVALSHA",
-        lambda m, s: ["EVALSHA", s["fixed_window"], 1, key("lfw", m), 100, 60000]),
+        lambda m, s: ["EVALSHA", s["fixed_window"], 1, key("lfw", m), 1000, 86400000]),
 ] + sliding_rows()
 # Order in the table: references, RL.* rows, then Lua rows.
-ROWS.sort(key=lambda r: {"ref": 0, "rl": 1, "lua": 2}[r.kind])
+ROWS.sort(key=lambda r: {"ref": 0, "floor": 1, "rl": 2, "lua": 3}[r.kind])
 
 
 def make_modes(full_keys):
     return [
         Mode("unpipelined random", 1, 100000, False, "all"),
-        Mode("pipelined random", 16, 100000, False, "all"),
+        Mode("pipelined random", 16, 100000, False, "all", cpu_target=True),
         Mode("unpipelined hot", 1, None, True, "all"),
         Mode("pipelined hot", 16, None, True, "all"),
         Mode("pipelined full%d" % full_keys, 16, full_keys, True, "sliding"),
     ]
 
 
+# The production configuration: appendonly yes (everysec) and one replica attached, so SET pays for
+# propagation too. Native rows only (the Lua rows would take most of the time).
+PROD_NAME = "aof+replica"
+
+
+def make_prod_modes():
+    return [Mode("%s pipelined random" % PROD_NAME, 16, 100000, False, "native", cpu_target=True)]
+
+
 def rows_for(mode, rows):
     if mode.rows == "sliding":
         return [r for r in rows if r.name == "SET" or r.limit is not None]
+    if mode.rows == "native":
+        return [r for r in rows if r.kind != "lua" and r.name != "PING"]
     return rows
 
 
@@ -368,7 +403,7 @@ def probe(r, row, mode, shas):
     reply = r.pipeline([row.make_args(pm, shas)])[0]
     if isinstance(reply, ReplyError):
         return "error reply: %s" % reply
-    if row.kind in ("rl", "lua"):
+    if row.kind in ("rl", "lua", "floor"):
         if not (isinstance(reply, list) and len(reply) == 5 and all(isinstance(x, int) for x in reply)):
             return "unexpected reply: %r" % (reply,)
     return None
@@ -377,21 +412,38 @@ def probe(r, row, mode, shas):
 NOISE_CPU = 0.15   # CPUs used by other processes during a run above which the run is repeated
 
 
-def cpu_snapshot(server_pid):
-    """(wall s, busy CPU s of the whole machine, CPU s of redis-server + this process + its children)."""
+def proc_cpu(pid):
+    """CPU time of a process (all its threads), in s: the sum of /proc/<pid>/task/*/schedstat's first field
+    (ns on CPU), else utime + stime from /proc/<pid>/stat (the same quantity in 10 ms ticks: a 0.3 s run
+    would be 30 ticks, too coarse for ratios near 1). A thread that exited between runs is not counted in
+    either snapshot, which is fine: redis-server's threads live as long as the server. 0 if unreadable."""
+    try:
+        total = 0
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_snapshot(server_pids):
+    """(wall s, busy CPU s of the whole machine, CPU s of the servers + this process + its children,
+    [CPU s of each server])."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
     hz = os.sysconf("SC_CLK_TCK")
     busy = (sum(v[:8]) - v[3] - v[4]) / hz          # all but idle and iowait (guest is counted in user)
-    try:
-        with open("/proc/%d/stat" % server_pid) as f:
-            st = f.read().rsplit(")", 1)[1].split()
-        server = (int(st[11]) + int(st[12])) / hz    # utime + stime
-    except (OSError, IndexError, ValueError):
-        server = 0.0
+    servers = [proc_cpu(pid) for pid in server_pids]
     t = os.times()
-    ours = server + t.user + t.system + t.children_user + t.children_system
-    return time.monotonic(), busy, ours
+    ours = sum(servers) + t.user + t.system + t.children_user + t.children_system
+    return time.monotonic(), busy, ours, servers
 
 
 def other_cpu(a, b):
@@ -402,13 +454,13 @@ def other_cpu(a, b):
     return max(0.0, ((b[1] - a[1]) - (b[2] - a[2])) / wall)
 
 
-def wait_quiet(server_pid, budget):
+def wait_quiet(server_pids, budget):
     """Wait (at most budget s) until other processes use <= NOISE_CPU over half a second. Returns the time waited."""
     start = time.monotonic()
     while True:
-        a = cpu_snapshot(server_pid)
+        a = cpu_snapshot(server_pids)
         time.sleep(0.5)
-        if other_cpu(a, cpu_snapshot(server_pid)) <= NOISE_CPU or time.monotonic() - start >= budget:
+        if other_cpu(a, cpu_snapshot(server_pids)) <= NOISE_CPU or time.monotonic() - start >= budget:
             return time.monotonic() - start
 
 
@@ -603,6 +655,153 @@ def machine_info(r, module):
     return info
 
 
+class Runner:
+    """Runs rows on one server configuration: SET-bracketed runs, noise control, warm-up, CPU per op."""
+
+    def __init__(self, args, config, server, r, shas, base_n, bench_cpu, errors, state, replica=None, rr=None):
+        self.args, self.config, self.server, self.r, self.shas = args, config, server, r, shas
+        self.base_n, self.bench_cpu, self.errors, self.state = base_n, bench_cpu, errors, state
+        self.replica, self.rr = replica, rr
+        self.results = {}     # (mode name, row name) -> list of runs
+        self.warmed = set()   # (row name, keyspace) whose random keys exist
+
+    def pids(self):
+        return [self.server.proc.pid] + ([self.replica.proc.pid] if self.replica else [])
+
+    def requests_for(self, row, mode):
+        n = self.base_n
+        if row.kind == "lua":
+            n //= 3
+        if mode.pipeline == 1:
+            n //= 3
+        return max(n, 10 * self.args.clients)
+
+    def warm(self, row, mode):
+        """Random keys: create the row's keys before it is measured, so a run updates live limiters (about 98%
+        of the keys exist after 4 calls per key) rather than creating them. A row whose keys live less than a
+        run's spacing (the floor and SET PX: 60 s) is warmed again before each of its runs. Not measured."""
+        if mode.keyspace is None or mode.full or row.name == "PING":
+            return
+        if row.ttl_ms is None and (row.name, mode.keyspace) in self.warmed:
+            return
+        n = min(mode.keyspace, self.base_n) * (1 if row.kind == "lua" or self.args.smoke else 4)
+        run_benchmark(self.server.port, row.make_args(mode, self.shas), self.args.clients, n, 16, mode.keyspace,
+                      self.bench_cpu)
+        self.drain()
+        self.warmed.add((row.name, mode.keyspace))
+
+    def drain(self):
+        """With a replica: wait until it has everything, and until the AOF's once-a-second fsync of what was
+        written has run (it runs in a thread of the server, after the writes), so both are counted in the
+        run that caused them, not in the next one."""
+        if self.replica:
+            self.r.call("WAIT", 1, 60000)
+            if self.args.smoke:   # numbers are not meaningful there: do not wait a second per run
+                return
+            time.sleep(1.1)
+            deadline = time.time() + 10
+            while re.search(r"aof_pending_bio_fsync:([1-9])", self.r.call("INFO", "persistence")) \
+                    and time.time() < deadline:
+                time.sleep(0.05)
+
+    def measure(self, row, mode):
+        """One redis-benchmark run of a row, with the CPU used by other processes, by the server (and replica)
+        per operation, and error replies."""
+        self.warm(row, mode)
+        n = self.requests_for(row, mode)
+        before = error_replies(self.r)
+        snap = cpu_snapshot(self.pids())
+        res = run_benchmark(self.server.port, row.make_args(mode, self.shas), self.args.clients, n, mode.pipeline,
+                            mode.keyspace, self.bench_cpu)
+        self.drain()
+        after = cpu_snapshot(self.pids())
+        res["other_cpu"] = other_cpu(snap, after)
+        res["n"] = n
+        res["cpu_us"] = (after[3][0] - snap[3][0]) / n * 1e6
+        if self.replica:
+            res["replica_cpu_us"] = (after[3][1] - snap[3][1]) / n * 1e6
+        errs = error_replies(self.r) - before
+        if errs:
+            self.errors.append("%s [%s]: %d error replies during the run" % (row.label(mode), mode.name, errs))
+        return res
+
+    def quiet_again(self):
+        self.state["retried"] += 1
+        if self.state["wait"] > 0:
+            self.state["wait"] -= wait_quiet(self.pids(), self.state["wait"])
+
+    def measure_set(self, set_row, mode):
+        """A SET run, repeated (up to --retries) while other processes are busy."""
+        for attempt in range(1 + self.args.retries):
+            if attempt:
+                self.quiet_again()
+            res = self.measure(set_row, mode)
+            res["attempts"] = attempt + 1
+            if res["other_cpu"] <= NOISE_CPU:
+                break
+        self.results.setdefault((mode.name, set_row.name), []).append(res)
+        return res
+
+    def run_mode(self, mode, rows):
+        """One repetition of every row of a mode. Every row run is bracketed by SET runs of the same mode
+        (SET, A, SET, B, SET, ...), and its ratios are taken over the mean of the two SETs around it: the
+        machine's speed drifts (other guests, other processes), and the SETs seconds away see the same drift."""
+        mode_rows = rows_for(mode, rows)
+        set_row = next(x for x in mode_rows if x.name == "SET")
+        before_set = self.measure_set(set_row, mode)
+        for row in mode_rows:
+            if row is set_row:
+                continue
+            best = None
+            for attempt in range(1 + self.args.retries):
+                if attempt:   # the last run was noisy: wait for quiet, re-measure the SET before it
+                    self.quiet_again()
+                    before_set = self.measure_set(set_row, mode)
+                res = self.measure(row, mode)
+                res["attempts"] = attempt + 1
+                res["set_before"] = before_set["rps"]
+                res["set_cpu_before"] = before_set["cpu_us"]
+                if best is None or res["other_cpu"] < best["other_cpu"]:
+                    best = res
+                if res["other_cpu"] <= NOISE_CPU:
+                    break
+            after_set = self.measure_set(set_row, mode)
+            best["set_after"] = after_set["rps"]
+            best["ratio"] = best["rps"] / ((best["set_before"] + best["set_after"]) / 2)
+            set_cpu = (best["set_cpu_before"] + after_set["cpu_us"]) / 2
+            best["cpu_ratio"] = best["cpu_us"] / set_cpu if set_cpu > 0 else None
+            self.results.setdefault((mode.name, row.name), []).append(best)
+            before_set = after_set
+
+
+def start_production(module, pin, module_args):
+    """A master with appendonly yes (everysec) and a replica attached, both with the module. The master is
+    pinned like the default server (CPU 0); the replica shares CPU 1 with redis-benchmark, so the master's
+    CPU is its own. Automatic AOF rewrites are off (a rewrite forks a child onto the master's CPU mid-run)
+    and the replica's output buffer is unlimited (a slow replica must not be disconnected and resynced)."""
+    master = Server(module, pin_cpu=0 if pin else None, module_args=module_args,
+                    extra=["--appendonly", "yes", "--appendfsync", "everysec", "--auto-aof-rewrite-percentage", "0",
+                           "--client-output-buffer-limit", "replica 0 0 0"])
+    r = master.start()
+    replica = Server(module, pin_cpu=1 if pin else None, module_args=module_args,
+                     extra=["--replicaof", "127.0.0.1", str(master.port)])
+    rr = replica.start()
+    deadline = time.time() + 30
+    while "master_link_status:up" not in rr.call("INFO", "replication"):
+        if time.time() > deadline:
+            raise RuntimeError("the replica did not link to the master:\n" + replica.log_tail())
+        time.sleep(0.1)
+    return master, r, replica, rr
+
+
+def load_scripts(r):
+    shas = {}
+    for name in ("token_bucket", "fixed_window", "sliding_log"):
+        with open(os.path.join(HERE, name + ".lua")) as f:
+            shas[name] = r.call("SCRIPT", "LOAD", f.read())
+    return shas
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny -n, one repeat, few full keys: seconds")
@@ -612,7 +811,10 @@ def main():
                     help="-n for native pipelined rows (others scale from it; default 200000, smoke 10000)")
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--full-keys", type=int, default=None, help="keys in the 'pipelined full' mode (default 100)")
-    ap.add_argument("--only", default=None, help="regex: only rows whose name matches (SET always runs)")
+    ap.add_argument("--only", default=None, help="regex: only rows whose name matches (SET and the floor always run)")
+    ap.add_argument("--modes", default=None, help="regex: only modes whose name matches")
+    ap.add_argument("--no-production", action="store_true",
+                    help="skip the production configuration (appendonly everysec + one replica)")
     ap.add_argument("--retries", type=int, default=None,
                     help="repeat a run up to this many times while other processes use > %.2f CPU "
                          "(default 2, smoke 0)" % NOISE_CPU)
@@ -636,8 +838,11 @@ def main():
             sys.exit("%s not found (make deps installs it; or set %s)" % (os.environ.get(env) or exe, env))
 
     pin = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
-    server = Server(os.path.abspath(args.module), pin_cpu=0 if pin else None)
+    module = os.path.abspath(args.module)
+    module_args = ["bench-floor", "yes"]
+    server = Server(module, pin_cpu=0 if pin else None, module_args=module_args)
     bench_cpu = 1 if pin else None
+    prod = []   # servers of the production configuration, stopped in `finally`
 
     def on_signal(signum, frame):
         raise SystemExit(128 + signum)
@@ -646,21 +851,24 @@ def main():
 
     errors = []
     try:
-        r = server.start()
+        r = server.start(must=False)
+        if r is None:   # a module without the bench-floor option: no floor row
+            module_args = []
+            server.cleanup()
+            server = Server(module, pin_cpu=0 if pin else None)
+            r = server.start()
         info = machine_info(r, server.module)
         listed = r.call("COMMAND", "LIST", "FILTERBY", "MODULE", "rl") or []
         have = {c.upper() for c in listed} | {"PING", "SET", "INCR", "EVALSHA"}
-        shas = {}
-        for name in ("token_bucket", "fixed_window", "sliding_log"):
-            with open(os.path.join(HERE, name + ".lua")) as f:
-                shas[name] = r.call("SCRIPT", "LOAD", f.read())
+        shas = load_scripts(r)
 
         rows = [x for x in ROWS if x.command in have]
         skipped = sorted({x.command for x in ROWS if x.command not in have})
         if args.only:
-            rows = [x for x in rows if x.name == "SET" or re.search(args.only, x.name)]
+            rows = [x for x in rows if x.name in ("SET", FLOOR) or re.search(args.only, x.name)]
         unbenched = sorted(c.upper() for c in listed
                            if c.upper() not in {x.command for x in ROWS} | NOT_LIMITERS)
+        have_floor = FLOOR in have
 
         print("rl benchmark%s: %s" % (" (smoke)" if args.smoke else "", info["date"]))
         print("machine: %s CPUs, %s, %s RAM, Linux %s" % (info["nproc"], info["cpu"], info["memory"], info["kernel"]))
@@ -670,9 +878,11 @@ def main():
         print("redis-benchmark -c %d; -n %d pipelined native rows (Lua /3, unpipelined /3); %d run(s) per row, median"
               % (args.clients, base_n, repeat))
         if args.smoke:
-            print("SMOKE RUN: request counts are tiny, so ops/s, ratios and PASS/FAIL are NOT meaningful")
+            print("SMOKE RUN: request counts are tiny, so ops/s, ratios, CPU/op and PASS/FAIL are NOT meaningful")
         for c in skipped:
             print("note: %s is not loaded; its rows are skipped" % c)
+        if not have_floor:
+            print("note: the module has no `bench-floor` option (RL.BENCHFLOOR): no floor row, no x floor ratios")
         for c in unbenched:
             print("note: %s is loaded but has no row yet: add it to ROWS in bench/run.py" % c)
         print("load average at start: %s (other processes on these CPUs skew the numbers)" % loadavg())
@@ -682,6 +892,10 @@ def main():
         mem_rows, mem_logs = memory_table(r, shas, have)
 
         modes = make_modes(full_keys)
+        prod_modes = [] if args.no_production else make_prod_modes()
+        if args.modes:
+            modes = [m for m in modes if re.search(args.modes, m.name)]
+            prod_modes = [m for m in prod_modes if re.search(args.modes, m.name)]
         r.call("FLUSHALL")
         t = time.time()
         prefill(r, modes, "RL.SLIDING" in have)
@@ -697,77 +911,12 @@ def main():
         if errors:
             raise RuntimeError("\n".join(errors))
 
-        results = {}   # (mode name, row name) -> list of runs
         state = {"retried": 0, "wait": args.wait if args.wait is not None else (0 if args.smoke else 300)}
-
-        def requests_for(row, mode):
-            n = base_n
-            if row.kind == "lua":
-                n //= 3
-            if mode.pipeline == 1:
-                n //= 3
-            return max(n, 10 * args.clients)
-
-        def measure(row, mode):
-            """One redis-benchmark run of a row, with the CPU used by other processes and error replies."""
-            n = requests_for(row, mode)
-            before = error_replies(r)
-            snap = cpu_snapshot(server.proc.pid)
-            res = run_benchmark(server.port, row.make_args(mode, shas), args.clients, n, mode.pipeline,
-                                mode.keyspace, bench_cpu)
-            res["other_cpu"] = other_cpu(snap, cpu_snapshot(server.proc.pid))
-            res["n"] = n
-            errs = error_replies(r) - before
-            if errs:
-                errors.append("%s [%s]: %d error replies during the run" % (row.label(mode), mode.name, errs))
-            return res
-
-        def quiet_again():
-            state["retried"] += 1
-            if state["wait"] > 0:
-                state["wait"] -= wait_quiet(server.proc.pid, state["wait"])
-
-        def measure_set(set_row, mode):
-            """A SET run, repeated (up to --retries) while other processes are busy."""
-            for attempt in range(1 + args.retries):
-                if attempt:
-                    quiet_again()
-                res = measure(set_row, mode)
-                res["attempts"] = attempt + 1
-                if res["other_cpu"] <= NOISE_CPU:
-                    break
-            results.setdefault((mode.name, set_row.name), []).append(res)
-            return res
-
-        # Every row run is bracketed by SET runs of the same mode (SET, A, SET, B, SET, ...), and its
-        # ratio is ops/s over the mean of the two SETs around it: the machine's speed drifts (other
-        # guests, other processes), and the SETs seconds away see the same drift.
+        runner = Runner(args, "default", server, r, shas, base_n, bench_cpu, errors, state)
         t = time.time()
         for rep in range(repeat):
             for mode in modes:
-                mode_rows = rows_for(mode, rows)
-                set_row = next(x for x in mode_rows if x.name == "SET")
-                before_set = measure_set(set_row, mode)
-                for row in mode_rows:
-                    if row is set_row:
-                        continue
-                    best = None
-                    for attempt in range(1 + args.retries):
-                        if attempt:   # the last run was noisy: wait for quiet, re-measure the SET before it
-                            quiet_again()
-                            before_set = measure_set(set_row, mode)
-                        res = measure(row, mode)
-                        res["attempts"] = attempt + 1
-                        res["set_before"] = before_set["rps"]
-                        if best is None or res["other_cpu"] < best["other_cpu"]:
-                            best = res
-                        if res["other_cpu"] <= NOISE_CPU:
-                            break
-                    after_set = measure_set(set_row, mode)
-                    best["set_after"] = after_set["rps"]
-                    best["ratio"] = best["rps"] / ((best["set_before"] + best["set_after"]) / 2)
-                    results.setdefault((mode.name, row.name), []).append(best)
-                    before_set = after_set
+                runner.run_mode(mode, rows)
             print("run %d/%d done (%.0fs, %d noisy runs repeated so far, %.0fs of waiting for quiet left)"
                   % (rep + 1, repeat, time.time() - t, state["retried"], state["wait"]))
             sys.stdout.flush()
@@ -776,15 +925,52 @@ def main():
         bad = check_full(r, modes, "RL.SLIDING" in have)
         if bad:
             errors.append("sliding logs not full after the run: %s" % ", ".join(bad[:5]))
+        results = dict(runner.results)
+        server.stop()   # frees its memory (and CPU 0) for the production configuration
+
+        if prod_modes:
+            master, pr, replica, rr = start_production(module, pin, module_args)
+            prod += [master, replica]
+            pshas = load_scripts(pr)
+            for mode in prod_modes:
+                for row in rows_for(mode, rows):
+                    e = probe(pr, row, mode, pshas)
+                    if e:
+                        errors.append("%s [%s]: %s" % (row.label(mode), mode.name, e))
+            if errors:
+                raise RuntimeError("\n".join(errors))
+            prunner = Runner(args, PROD_NAME, master, pr, pshas, base_n, bench_cpu, errors, state, replica, rr)
+            t = time.time()
+            for rep in range(repeat):
+                for mode in prod_modes:
+                    prunner.run_mode(mode, rows)
+                print("%s run %d/%d done (%.0fs, %d noisy runs repeated so far)"
+                      % (PROD_NAME, rep + 1, repeat, time.time() - t, state["retried"]))
+                sys.stdout.flush()
+            if not (master.alive() and replica.alive()):
+                raise RuntimeError("a server of the production configuration died:\n" + master.log_tail() +
+                                   replica.log_tail())
+            if "master_link_status:up" not in rr.call("INFO", "replication"):
+                errors.append("the replica lost its link to the master during the run")
+            results.update(prunner.results)
 
         # ------------------------------------------------------------------ throughput table
         table, records, fails, passes, noisy_rows = [], [], [], 0, 0
-        for mode in modes:
-            for row in rows_for(mode, rows):
+        for mode in modes + prod_modes:
+            mode_rows = rows_for(mode, rows)
+            floor_runs = results.get((mode.name, FLOOR))
+            floor_ratio = median_of([x["ratio"] for x in floor_runs]) if floor_runs else None
+            floor_cpu = median_of([x["cpu_ratio"] for x in floor_runs if x["cpu_ratio"]]) if floor_runs else None
+            for row in mode_rows:
                 runs = sorted(results[(mode.name, row.name)], key=lambda x: x["rps"])
                 med = runs[len(runs) // 2]   # the median run (upper median for an even count)
                 rps = med["rps"]
-                ratio = 1.0 if row.name == "SET" else median_of([x["ratio"] for x in runs])
+                is_set = row.name == "SET"
+                ratio = 1.0 if is_set else median_of([x["ratio"] for x in runs])
+                cpu_ratio = 1.0 if is_set else median_of([x["cpu_ratio"] for x in runs if x["cpu_ratio"]] or [0])
+                cpu_us = median_of([x["cpu_us"] for x in runs])
+                x_floor = ratio / floor_ratio if floor_ratio else None
+                cpu_x_floor = cpu_ratio / floor_cpu if floor_cpu and cpu_ratio else None
                 target = row.target(mode)
                 verdict = ""
                 if target is not None and ratio is not None:
@@ -793,27 +979,50 @@ def main():
                     if ok:
                         passes += 1
                     else:
-                        fails.append("%s [%s] %.3fx < %.1fx" % (row.label(mode), mode.name, ratio, target))
+                        fails.append("%s [%s] %.3fx SET < %.1fx" % (row.label(mode), mode.name, ratio, target))
+                cpu_verdict = ""
+                if row.kind == "rl" and mode.cpu_target and cpu_x_floor is not None:
+                    ok = cpu_x_floor <= TARGET_CPU_FLOOR
+                    cpu_verdict = "PASS" if ok else "FAIL"
+                    if ok:
+                        passes += 1
+                    else:
+                        fails.append("%s [%s] CPU/op %.3fx floor > %.2fx"
+                                     % (row.label(mode), mode.name, cpu_x_floor, TARGET_CPU_FLOOR))
                 noisy = med["other_cpu"] > NOISE_CPU
                 noisy_rows += noisy
-                table.append([row.label(mode), mode.name, "%.0f" % rps, "%.3f" % med["p50"], "%.3f" % med["p99"],
-                              "%.2fx" % ratio if ratio is not None else "-",
-                              ">=%.1fx" % target if target is not None else "", verdict,
+                replica_us = median_of([x["replica_cpu_us"] for x in runs]) if "replica_cpu_us" in med else None
+                table.append([row.label(mode), mode.name, "%.0f" % rps, "%.3f" % med["p99"],
+                              "%.2fx" % ratio, verdict,
+                              "%.2fx" % x_floor if x_floor is not None else "-",
+                              "%.2f" % cpu_us, "%.2fx" % cpu_ratio,
+                              "%.2fx" % cpu_x_floor if cpu_x_floor is not None else "-", cpu_verdict,
+                              "%.2f" % replica_us if replica_us is not None else "",
                               "%.2f%s" % (med["other_cpu"], " !" if noisy else "")])
                 records.append({"row": row.label(mode), "mode": mode.name, "rps": rps, "p50_ms": med["p50"],
-                                "p99_ms": med["p99"], "other_cpu": med["other_cpu"], "ratio_to_set": ratio, "target": target,
-                                "pass": (verdict == "PASS") if verdict else None,
-                                "runs": runs})
+                                "p99_ms": med["p99"], "other_cpu": med["other_cpu"], "ratio_to_set": ratio,
+                                "target": target, "pass": (verdict == "PASS") if verdict else None,
+                                "ratio_to_floor": x_floor, "server_cpu_us_per_op": cpu_us,
+                                "cpu_ratio_to_set": cpu_ratio, "cpu_ratio_to_floor": cpu_x_floor,
+                                "cpu_target": TARGET_CPU_FLOOR if cpu_verdict else None,
+                                "cpu_pass": (cpu_verdict == "PASS") if cpu_verdict else None,
+                                "replica_cpu_us_per_op": replica_us, "runs": runs})
         print()
-        print("Throughput: ops/s, p50, p99 of the median of %d runs per row (SET: of all its bracketing runs).\n"
-              "x SET = median over the runs of ops/s / mean ops/s of the SET runs just before and after it\n"
-              "(same mode). other = CPUs used by other processes during the median run." % repeat)
-        print(fmt_table(["command", "mode", "ops/s", "p50 ms", "p99 ms", "x SET", "target", "", "other"],
-                        table, "llrrrrlll"))
+        print("Throughput: ops/s and p99 of the median of %d runs per row (SET: of all its bracketing runs).\n"
+              "x SET = median over the runs of ops/s / mean ops/s of the SET runs just before and after it (same\n"
+              "mode), target >=%.1fx. x floor = x SET / the floor's x SET (%s, same mode).\n"
+              "CPU us/op = the server's CPU time (all threads; /proc/<pid>/task/*/schedstat in ns, else\n"
+              "utime+stime of /proc/<pid>/stat) during the run / requests, median;\n"
+              "CPU x SET likewise over the SET runs around it; CPU x floor = CPU x SET / the floor's, target <=%.2fx\n"
+              "for RL.* pipelined with random keys. replica = the replica's CPU us/op (%s).\n"
+              "other = CPUs used by other processes during the median run."
+              % (repeat, TARGET_RL, FLOOR, TARGET_CPU_FLOOR, PROD_NAME))
+        print(fmt_table(["command", "mode", "ops/s", "p99 ms", "x SET", ">=%.1f" % TARGET_RL, "x floor",
+                         "CPU us/op", "CPU x SET", "CPU x floor", "<=%.2f" % TARGET_CPU_FLOOR, "replica", "other"],
+                        table, "llrrrlrrrrlrl"))
         if noisy_rows:
             print("! %d rows were measured while other processes used > %.2f CPU: their numbers are suspect"
                   % (noisy_rows, NOISE_CPU))
-
         # ------------------------------------------------------------------ memory table
         mt = []
         for name, b, unit, target, note in mem_rows:
@@ -882,6 +1091,8 @@ def main():
         return 1
     finally:
         server.cleanup()
+        for s in prod:
+            s.cleanup()
 
 
 if __name__ == "__main__":

@@ -229,9 +229,27 @@ const TEST_PANIC: CommandDoc = CommandDoc {
     args: &[],
 };
 
+/// Registered only when the module is loaded with `bench-floor yes`: bench/run.py's floor.
+const BENCH_FLOOR: CommandDoc = CommandDoc {
+    name: c"RL.BENCHFLOOR",
+    handler: crate::bench_floor::bench_floor,
+    flags: LIMITER_FLAGS,
+    arity: 2,
+    key_flags: WRITE_KEY,
+    summary: c"Benchmarks only: the least a limiter write does through the module API (the floor of bench/run.py)",
+    complexity: c"O(1)",
+    args: &[KEY],
+};
+
 /// Creates every command; Err names the one that failed.
-pub fn register(ctx: *mut raw::RedisModuleCtx, test_clock: bool, test_panic: bool) -> Result<(), &'static str> {
-    let extra = [test_clock.then_some(&TEST_CLOCK), test_panic.then_some(&TEST_PANIC)];
+pub fn register(
+    ctx: *mut raw::RedisModuleCtx,
+    test_clock: bool,
+    test_panic: bool,
+    bench_floor: bool,
+) -> Result<(), &'static str> {
+    let extra =
+        [test_clock.then_some(&TEST_CLOCK), test_panic.then_some(&TEST_PANIC), bench_floor.then_some(&BENCH_FLOOR)];
     // Newer servers (7.4+) take module-defined ACL categories: `+@ratelimit` grants every RL.*.
     let custom_category = unsafe {
         raw::RedisModule_AddACLCategory.is_some_and(|add| add(ctx, RATELIMIT.as_ptr()) == raw::REDISMODULE_OK as c_int)

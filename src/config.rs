@@ -24,6 +24,10 @@ pub static TEST_CLOCK: AtomicBool = AtomicBool::new(false);
 /// command, to prove the panic hook logs before Redis aborts. Never in production.
 pub static TEST_PANIC: AtomicBool = AtomicBool::new(false);
 
+/// `bench-floor` (immutable, load time only): registers RL.BENCHFLOOR, the least a limiter write
+/// does through the module API, which bench/run.py measures as the floor. Never in production.
+pub static BENCH_FLOOR: AtomicBool = AtomicBool::new(false);
+
 pub fn max_sliding_entries() -> u64 {
     MAX_SLIDING_ENTRIES.load(Ordering::Relaxed).max(1) as u64
 }
@@ -48,7 +52,7 @@ fn store_integer(target: &AtomicI64, value: &str) {
     }
 }
 
-const SETTINGS: [Setting; 4] = [
+const SETTINGS: [Setting; 5] = [
     Setting("max-sliding-entries", Value::Integer(MAX_SLIDING_ENTRIES_RANGE.0, MAX_SLIDING_ENTRIES_RANGE.1), |v| {
         store_integer(&MAX_SLIDING_ENTRIES, v)
     }),
@@ -57,6 +61,7 @@ const SETTINGS: [Setting; 4] = [
     }),
     Setting("test-clock", Value::YesNo, |v| TEST_CLOCK.store(v == "yes", Ordering::Relaxed)),
     Setting("test-panic", Value::YesNo, |v| TEST_PANIC.store(v == "yes", Ordering::Relaxed)),
+    Setting("bench-floor", Value::YesNo, |v| BENCH_FLOOR.store(v == "yes", Ordering::Relaxed)),
 ];
 
 /// Checks `--loadmodule librl.so name value ...` with the bounds CONFIG SET applies, then applies

@@ -8,6 +8,7 @@
 
 mod admin;
 pub mod algo;
+mod bench_floor;
 mod clock;
 mod command;
 mod commands;
@@ -59,10 +60,16 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         log::log(ctx.ctx, c"warning", "rl: could not create the strings of the replicated form");
         return Status::Err;
     }
+    let bench_floor = config::BENCH_FLOOR.load(Ordering::Relaxed);
+    if bench_floor && !bench_floor::create_words() {
+        log::log(ctx.ctx, c"warning", "rl: could not create the strings of RL.BENCHFLOOR's replicated form");
+        return Status::Err;
+    }
     if let Err(name) = commands::register(
         ctx.ctx,
         config::TEST_CLOCK.load(Ordering::Relaxed),
         config::TEST_PANIC.load(Ordering::Relaxed),
+        bench_floor,
     ) {
         log::log(ctx.ctx, c"warning", &format!("rl: could not register {name}"));
         return Status::Err;
@@ -127,6 +134,7 @@ redis_module! {
         bool: [
             ["test-clock", &config::TEST_CLOCK, false, ConfigurationFlags::IMMUTABLE, None],
             ["test-panic", &config::TEST_PANIC, false, ConfigurationFlags::IMMUTABLE, None],
+            ["bench-floor", &config::BENCH_FLOOR, false, ConfigurationFlags::IMMUTABLE, None],
         ],
         enum: [],
         module_args_as_configuration: false,

@@ -1,0 +1,75 @@
+//! RL.BENCHFLOOR (bench/run.py's floor): registered only with `bench-floor yes`; writes a real
+//! limiter value with a 60 s expiry and replicates an RL.FIXED a replica applies to the same state.
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+fn info_fields(con: &mut Connection, key: &str) -> Vec<String> {
+    let v: Vec<Value> = redis::cmd("RL.INFO").arg(key).query(con).expect("RL.INFO");
+    v.iter()
+        .map(|x| match x {
+            Value::Int(i) => i.to_string(),
+            other => redis::from_redis_value::<String>(other).expect("text"),
+        })
+        .collect()
+}
+
+#[test]
+fn not_registered_without_the_module_option() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    assert!(rl_err(&mut con, "RL.BENCHFLOOR k").starts_with("ERR unknown command"));
+}
+
+#[test]
+fn writes_a_limiter_with_a_60_s_expiry() {
+    let server = Server::start_with_module_args(&["bench-floor", "yes"], &[]);
+    let mut con = server.conn();
+    let limit = i64::from(u32::MAX);
+    assert_eq!(rl(&mut con, "RL.BENCHFLOOR k"), [1, limit, limit - 1, -1, 60_000]);
+    let second = rl(&mut con, "RL.BENCHFLOOR k");
+    // The count goes on within the minute's window and starts again in the next one.
+    assert!(second == [1, limit, limit - 2, -1, 60_000] || second == [1, limit, limit - 1, -1, 60_000]);
+    let kind: String = redis::cmd("TYPE").arg("k").query(&mut con).expect("TYPE");
+    assert_eq!(kind, "rlLimiter");
+    let ttl: i64 = redis::cmd("PTTL").arg("k").query(&mut con).expect("PTTL");
+    assert!((55_000..=60_000).contains(&ttl), "{ttl}");
+    let fields = info_fields(&mut con, "k");
+    assert_eq!(fields[..6], ["algorithm", "fixed", "limit", "4294967295", "window_ms", "60000"]);
+    let bytes: i64 = redis::cmd("MEMORY").arg("USAGE").arg("k").arg("SAMPLES").arg(0).query(&mut con).expect("MEMORY");
+    let fixed: i64 = {
+        rl(&mut con, "RL.FIXED f 100 60000");
+        redis::cmd("MEMORY").arg("USAGE").arg("f").arg("SAMPLES").arg(0).query(&mut con).expect("MEMORY")
+    };
+    assert_eq!(bytes, fixed, "the floor's value is the size of a packed limiter");
+    let _: () = redis::cmd("SET").arg("s").arg("x").query(&mut con).expect("SET");
+    assert_eq!(
+        rl_err(&mut con, "RL.BENCHFLOOR s"),
+        "WRONGTYPE Operation against a key holding the wrong kind of value"
+    );
+    assert!(rl_err(&mut con, "RL.BENCHFLOOR k extra").starts_with("ERR wrong number of arguments"));
+}
+
+#[test]
+fn a_replica_applies_the_replicated_fixed_window() {
+    let master = Server::start_with_module_args(&["bench-floor", "yes"], &[]);
+    let port = master.port.to_string();
+    let replica = Server::start(&["--replicaof", "127.0.0.1", &port]);
+    let mut rc = replica.conn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut rc, "replication", "master_link_status") != "up" {
+        assert!(Instant::now() < deadline, "replica never linked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut mc = master.conn();
+    for key in ["a", "b", "a", "c", "a"] {
+        rl(&mut mc, &format!("RL.BENCHFLOOR {key}"));
+    }
+    let acked: i64 = redis::cmd("WAIT").arg(1).arg(20_000).query(&mut mc).expect("WAIT");
+    assert_eq!(acked, 1);
+    for key in ["a", "b", "c"] {
+        // The same value (algorithm, parameters, count, last write); only the TTL differs: RL.FIXED
+        // sets the window's end.
+        assert_eq!(digest_value(&mut rc, key.as_bytes()), digest_value(&mut mc, key.as_bytes()), "{key}");
+    }
+}
