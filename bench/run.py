@@ -926,6 +926,10 @@ def main():
         if bad:
             errors.append("sliding logs not full after the run: %s" % ", ".join(bad[:5]))
         results = dict(runner.results)
+        # Cost per call of the sliding log, on this server before it stops.
+        cost = None
+        if "RL.SLIDING" in have and (not args.only or re.search(args.only, "RL.SLIDING COST")):
+            cost = sliding_cost_per_call(r, server.port, base_n, bench_cpu)
         server.stop()   # frees its memory (and CPU 0) for the production configuration
 
         if prod_modes:
@@ -1052,8 +1056,8 @@ def main():
         print("Memory (MEMORY USAGE <key> SAMPLES 0, key name \"k1\")")
         print(fmt_table(["structure", "bytes", "", "target", ""], mt, "lrlll"))
 
-        if "RL.SLIDING" in have and (not args.only or re.search(args.only, "RL.SLIDING COST")):
-            cost_rows, cost_passes, cost_fails = sliding_cost_per_call(r, server.port, base_n, bench_cpu)
+        if cost:
+            cost_rows, cost_passes, cost_fails = cost
             passes += cost_passes
             fails += cost_fails
             print()
