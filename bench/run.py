@@ -250,6 +250,29 @@ class Row:
         return TARGET_RL
 
 
+LIMIT2 = "RL.LIMIT 2 rules"
+
+
+def limit_against_two_calls(records):
+    """RL.LIMIT of 2 rules against the RL.TOKENBUCKET and RL.FIXED calls it replaces, per mode: server CPU
+    per op of the one call over the sum of the two. Returns (table rows, passes, fails)."""
+    rows, passes, fails = [], 0, []
+    by = {(r["mode"], r["row"]): r for r in records}
+    for (mode, name), rec in by.items():
+        bucket, fixed = by.get((mode, "RL.TOKENBUCKET")), by.get((mode, "RL.FIXED"))
+        if name != LIMIT2 or not bucket or not fixed:
+            continue
+        two = bucket["server_cpu_us_per_op"] + fixed["server_cpu_us_per_op"]
+        ratio = rec["server_cpu_us_per_op"] / two if two > 0 else None
+        ok = ratio is not None and ratio < 1
+        passes += ok
+        if not ok:
+            fails.append("%s [%s] costs %s of the two calls it replaces" % (LIMIT2, mode, ratio))
+        rows.append([mode, "%.2f" % rec["server_cpu_us_per_op"], "%.2f" % two,
+                     "%.2fx" % ratio if ratio is not None else "-", "PASS" if ok else "FAIL"])
+    return rows, passes, fails
+
+
 def key(prefix, mode):
     """Key for a row in a mode: random (__rand_int__, expanded by redis-benchmark -r) or hot."""
     if mode.probe:
@@ -296,6 +319,11 @@ ROWS = [
     # GCRA with the same shape as the token bucket above: 1,000 at once, 1 per hour.
     Row("RL.GCRA", "rl", "RL.GCRA", lambda m, s: ["RL.GCRA", key("gcra", m), 999, 1, 3600000]),
     Row("CL.THROTTLE", "rl", "CL.THROTTLE", lambda m, s: ["CL.THROTTLE", key("cell", m), 999, 1, 3600]),
+    Row("RL.SLIDINGCOUNTER", "rl", "RL.SLIDINGCOUNTER",
+        lambda m, s: ["RL.SLIDINGCOUNTER", key("sc", m), 1000, 86400000]),
+    # The two rules above in one key, all or nothing: it replaces an RL.TOKENBUCKET and an RL.FIXED call.
+    Row(LIMIT2, "rl", "RL.LIMIT",
+        lambda m, s: ["RL.LIMIT", key("lim", m), "TOKENBUCKET", 1000, 1, 3600000, "FIXED", 1000, 86400000]),
     Row("Lua token bucket (HASH)", "lua", "EVALSHA",
         lambda m, s: ["EVALSHA", s["token_bucket"], 1, key("ltb", m), 1000, 1, 3600000]),
     Row("Lua fixed window (INCR)", "lua", "EVALSHA",
@@ -548,6 +576,28 @@ def sliding_cost_per_call(r, port, requests, pin_cpu):
     rows.append(["COST 1", "%.0f" % before["rps"], "%.2f" % before["usec"], "", "", ""])
     r.call("DEL", key)
     return rows, passes, fails
+
+
+# --------------------------------------------------------------------------- UPTO batches
+
+UPTO_BATCHES = (1, 10, 100)
+
+
+def upto_batches(r, port, requests, pin_cpu):
+    """Admitted units per second through one Redis core when an edge proxy takes batches with UPTO:
+    RL.TOKENBUCKET on random keys whose bucket never runs dry, COST b UPTO (pipelined, 50 clients). Every
+    call grants b, so units/s = calls/s * b. Returns table rows."""
+    rows, base = [], None
+    for batch in UPTO_BATCHES:
+        cmd = ["RL.TOKENBUCKET", "upto%d:__rand_int__" % batch, 10 ** 12, 10 ** 12, 1000, "COST", batch, "UPTO"]
+        probe = r.call(*[a if a != "upto%d:__rand_int__" % batch else "upto:probe" for a in cmd])
+        if len(probe) != 6 or probe[5] != batch:
+            raise RuntimeError("%s: expected a grant of %d, got %r" % (" ".join(map(str, cmd)), batch, probe))
+        res = run_benchmark(port, cmd, 50, requests, 16, 100000, pin_cpu)
+        units = res["rps"] * batch
+        base = base or units
+        rows.append(["%d" % batch, "%.0f" % res["rps"], "%.0f" % units, "%.1fx" % (units / base)])
+    return rows
 
 
 # --------------------------------------------------------------------------- memory table
@@ -930,6 +980,9 @@ def main():
         cost = None
         if "RL.SLIDING" in have and (not args.only or re.search(args.only, "RL.SLIDING COST")):
             cost = sliding_cost_per_call(r, server.port, base_n, bench_cpu)
+        upto = None
+        if "RL.TOKENBUCKET" in have and (not args.only or re.search(args.only, "UPTO")):
+            upto = upto_batches(r, server.port, base_n, bench_cpu)
         server.stop()   # frees its memory (and CPU 0) for the production configuration
 
         if prod_modes:
@@ -1056,6 +1109,19 @@ def main():
         print("Memory (MEMORY USAGE <key> SAMPLES 0, key name \"k1\")")
         print(fmt_table(["structure", "bytes", "", "target", ""], mt, "lrlll"))
 
+        limit_rows, limit_passes, limit_fails = limit_against_two_calls(records)
+        if limit_rows:
+            passes += limit_passes
+            fails += limit_fails
+            print()
+            print("RL.LIMIT of 2 rules (TOKENBUCKET + FIXED) against the two single calls it replaces: server CPU\n"
+                  "us per op, target < 1x")
+            print(fmt_table(["mode", "RL.LIMIT", "TOKENBUCKET + FIXED", "x", ""], limit_rows, "lrrrl"))
+        if upto:
+            print()
+            print("UPTO: admitted units per second through one Redis core, batches of b units per call\n"
+                  "(RL.TOKENBUCKET COST b UPTO on random keys that never run dry, pipelined)")
+            print(fmt_table(["b", "calls/s", "units/s", "x b=1"], upto, "rrrr"))
         if cost:
             cost_rows, cost_passes, cost_fails = cost
             passes += cost_passes

@@ -122,6 +122,8 @@ impl Key {
     pub unsafe fn close_written(self, ctx: *mut RedisModuleCtx, name: *mut RedisModuleString, event: &CStr) {
         drop(self);
         raw::RedisModule_SignalModifiedKey.map(|signal| signal(ctx, name));
+        // Sent even when notify-keyspace-events leaves module events out: modules subscribed to
+        // keyspace events get them regardless of that setting.
         if let Some(notify) = raw::RedisModule_NotifyKeyspaceEvent {
             notify(ctx, raw::REDISMODULE_NOTIFY_MODULE as c_int, event.as_ptr(), name);
         }

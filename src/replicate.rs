@@ -107,10 +107,13 @@ impl Form {
         self.push(s);
     }
 
-    /// `COST c AT t`, and `CAP n` when the decision used the sliding-log cap.
+    /// `COST c AT t` (COST left out when 1, the default: each replicated word costs the replica and
+    /// the AOF), and `CAP n` when the decision used the sliding-log cap.
     pub fn options(&mut self, cost: u64, at_ms: i64, cap: Option<u64>) {
-        self.word(Word::Cost);
-        self.number(cost);
+        if cost != 1 {
+            self.word(Word::Cost);
+            self.number(cost);
+        }
         self.word(Word::At);
         self.push(at_string(at_ms));
         if let Some(cap) = cap {
