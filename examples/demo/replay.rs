@@ -21,10 +21,13 @@ pub struct Algorithm {
     pub params: &'static [&'static str],
     /// Its line in `INFO rl`.
     pub info_field: &'static str,
+    /// A command sent once before the replay (RL.CHECK's policy), or empty.
+    pub setup: &'static [&'static str],
 }
 
 /// Every algorithm command, all at the same rate: 10 per second, bursts of at most 10. RL.LIMIT holds two
-/// rules at once, a token bucket and a fixed window, each at that rate: admitted only when both admit.
+/// rules at once, a token bucket and a fixed window, each at that rate: admitted only when both admit;
+/// RL.CHECK applies the same two rules stored in Redis as a policy.
 /// (CL.THROTTLE is left out: it has no `AT`, and it runs the same GCRA as RL.GCRA.)
 pub const ALGORITHMS: &[Algorithm] = &[
     Algorithm {
@@ -32,21 +35,43 @@ pub const ALGORITHMS: &[Algorithm] = &[
         command: "RL.TOKENBUCKET",
         params: &["10", "10", "1000"],
         info_field: "rl_tokenbucket",
+        setup: &[],
     },
-    Algorithm { label: "fixed window", command: "RL.FIXED", params: &["10", "1000"], info_field: "rl_fixed" },
-    Algorithm { label: "sliding log", command: "RL.SLIDING", params: &["10", "1000"], info_field: "rl_sliding" },
-    Algorithm { label: "GCRA", command: "RL.GCRA", params: &["9", "10", "1000"], info_field: "rl_gcra" },
+    Algorithm {
+        label: "fixed window",
+        command: "RL.FIXED",
+        params: &["10", "1000"],
+        info_field: "rl_fixed",
+        setup: &[],
+    },
+    Algorithm {
+        label: "sliding log",
+        command: "RL.SLIDING",
+        params: &["10", "1000"],
+        info_field: "rl_sliding",
+        setup: &[],
+    },
+    Algorithm { label: "GCRA", command: "RL.GCRA", params: &["9", "10", "1000"], info_field: "rl_gcra", setup: &[] },
     Algorithm {
         label: "sliding counter",
         command: "RL.SLIDINGCOUNTER",
         params: &["10", "1000"],
         info_field: "rl_slidingcounter",
+        setup: &[],
     },
     Algorithm {
-        label: "RL.LIMIT, 2 rules",
+        label: "RL.LIMIT",
         command: "RL.LIMIT",
         params: &["TOKENBUCKET", "10", "10", "1000", "FIXED", "10", "1000"],
         info_field: "rl_limit",
+        setup: &[],
+    },
+    Algorithm {
+        label: "RL.CHECK",
+        command: "RL.CHECK",
+        params: &["demo-policy"],
+        info_field: "rl_check",
+        setup: &["RL.POLICY.SET", "demo-policy", "TOKENBUCKET", "10", "10", "1000", "FIXED", "10", "1000"],
     },
 ];
 
@@ -199,6 +224,12 @@ fn call(con: &mut redis::Connection, algorithm: &Algorithm, key: &str, cost: u64
 /// multiple of every window (so windows fall on whole seconds of the scenario) and ahead of the server clock
 /// (so no key expires during the run): then the replies do not depend on `base`.
 pub fn replay(con: &mut redis::Connection, base: u64) -> Result<Run, String> {
+    for algorithm in ALGORITHMS.iter().filter(|a| !a.setup.is_empty()) {
+        let _: () = redis::cmd(algorithm.setup[0])
+            .arg(&algorithm.setup[1..])
+            .query(con)
+            .map_err(|e| format!("{}: {e}", algorithm.setup.join(" ")))?;
+    }
     let mut traces = Vec::new();
     for scenario in SCENARIOS {
         let mut row = Vec::new();
