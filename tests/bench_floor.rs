@@ -2,7 +2,6 @@
 //! limiter value with a 60 s expiry and replicates an RL.FIXED a replica applies to the same state.
 mod common;
 use common::*;
-use std::time::{Duration, Instant};
 
 fn info_fields(con: &mut Connection, key: &str) -> Vec<String> {
     let v: Vec<Value> = redis::cmd("RL.INFO").arg(key).query(con).expect("RL.INFO");
@@ -53,14 +52,8 @@ fn writes_a_limiter_with_a_60_s_expiry() {
 #[test]
 fn a_replica_applies_the_replicated_fixed_window() {
     let master = Server::start_with_module_args(&["bench-floor", "yes"], &[]);
-    let port = master.port.to_string();
-    let replica = Server::start(&["--replicaof", "127.0.0.1", &port]);
+    let replica = start_replica(&master, &[], &[]);
     let mut rc = replica.conn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut rc, "replication", "master_link_status") != "up" {
-        assert!(Instant::now() < deadline, "replica never linked");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let mut mc = master.conn();
     for key in ["a", "b", "a", "c", "a"] {
         rl(&mut mc, &format!("RL.BENCHFLOOR {key}"));

@@ -43,15 +43,6 @@ fn some_policies(con: &mut Connection) {
     set(con, b"bin\x00\xff name", "SlidingCounter 5 60000 sliding 3 1000");
 }
 
-fn wait_linked(replica: &Server) {
-    let mut rc = replica.conn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut rc, "replication", "master_link_status") != "up" {
-        assert!(Instant::now() < deadline, "replica never linked");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// WAIT on the connection that wrote: WAIT waits for that client's own last write (a fresh
 /// connection has none and returns at once).
 fn wait_acked(writer: &mut Connection) {
@@ -296,9 +287,7 @@ fn replicas_get_policies_by_full_sync_and_by_the_stream() {
     let master = Server::start(&[]);
     let mut mc = master.conn();
     some_policies(&mut mc);
-    let port = master.port.to_string();
-    let replica = Server::start(&["--replicaof", "127.0.0.1", &port]);
-    wait_linked(&replica);
+    let replica = start_replica(&master, &[], &[]);
     let mut rc = replica.conn();
     // Full sync.
     assert_eq!(table(&mut rc), table(&mut mc));
@@ -327,10 +316,8 @@ fn replicas_are_digest_equal_after_random_check_and_limit_traffic_whatever_their
     let mut rng = seeded_rng("replicas_are_digest_equal_after_random_check_and_limit_traffic");
     let master = Server::start(&[]);
     let mut mc = master.conn();
-    let port = master.port.to_string();
     // The replica takes writes of its own, so its policy table can differ from the master's.
-    let replica = Server::start(&["--replicaof", "127.0.0.1", &port, "--replica-read-only", "no"]);
-    wait_linked(&replica);
+    let replica = start_replica(&master, &[], &["--replica-read-only", "no"]);
     let mut rc = replica.conn();
     let policies = ["FIXED 5 60000 TOKENBUCKET 3 1 700", "SLIDINGCOUNTER 4 3000 GCRA 2 1 500", "SLIDING 6 5000"];
     for (i, rules) in policies.iter().enumerate() {

@@ -7,14 +7,7 @@ use std::time::{Duration, Instant};
 /// A master and a replica of it, linked and in sync.
 fn pair() -> (Server, Server) {
     let master = Server::start(&[]);
-    let port = master.port.to_string();
-    let replica = Server::start(&["--replicaof", "127.0.0.1", &port]);
-    let mut rc = replica.conn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut rc, "replication", "master_link_status") != "up" {
-        assert!(Instant::now() < deadline, "replica never linked");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let replica = start_replica(&master, &[], &[]);
     (master, replica)
 }
 

@@ -193,14 +193,8 @@ fn rdb_and_aof_restore_the_same_state() {
 #[test]
 fn a_replica_ends_digest_equal() {
     let master = Server::start(&[]);
-    let port = master.port.to_string();
-    let replica = Server::start(&["--replicaof", "127.0.0.1", &port]);
+    let replica = start_replica(&master, &[], &[]);
     let mut rc = replica.conn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut rc, "replication", "master_link_status") != "up" {
-        assert!(Instant::now() < deadline, "replica never linked");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let mut mc = master.conn();
     traffic(&mut mc, "sliding_counter_replica");
     let acked: i64 = redis::cmd("WAIT").arg(1).arg(20_000).query(&mut mc).expect("WAIT");

@@ -62,14 +62,7 @@ fn config_get(con: &mut Connection, name: &str) -> String {
 /// A master and a replica of it, linked; the replica is started with `replica_module_args`.
 fn pair(master_module_args: &[&str], replica_module_args: &[&str]) -> (Server, Server) {
     let master = Server::start_with_module_args(master_module_args, &[]);
-    let port = master.port.to_string();
-    let replica = Server::start_with_module_args(replica_module_args, &["--replicaof", "127.0.0.1", &port]);
-    let mut rc = replica.conn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut rc, "replication", "master_link_status") != "up" {
-        assert!(Instant::now() < deadline, "replica never linked");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let replica = start_replica(&master, replica_module_args, &[]);
     (master, replica)
 }
 

@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use rand::rngs::StdRng;
 use rand::Rng;
-use std::time::{Duration, Instant};
 
 fn ints(value: Value) -> Vec<i64> {
     redis::from_redis_value(&value).unwrap_or_else(|e| panic!("not integers: {value:?}: {e}"))
@@ -179,14 +178,8 @@ fn info_counts_upto_admitted_iff_something_was_granted() {
 #[test]
 fn upto_replicates_and_persists_as_cost_g() {
     let master = Server::start(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let port = master.port.to_string();
-    let replica = Server::start(&["--replicaof", "127.0.0.1", &port]);
+    let replica = start_replica(&master, &[], &[]);
     let mut rc = replica.conn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut rc, "replication", "master_link_status") != "up" {
-        assert!(Instant::now() < deadline, "replica never linked");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let mut mc = master.conn();
     let mut rng = seeded_rng("upto_replicates_and_persists_as_cost_g");
     let _: String = redis::cmd("RL.POLICY.SET")

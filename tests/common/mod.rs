@@ -363,6 +363,21 @@ pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
         .to_string()
 }
 
+/// A replica of `master` (module arguments and server options as `Server::start_with_module_args`
+/// takes them), returned once its link to the master is up (waiting up to 20 s).
+pub fn start_replica(master: &Server, module_args: &[&str], extra: &[&str]) -> Server {
+    let port = master.port.to_string();
+    let options: Vec<&str> = ["--replicaof", "127.0.0.1", &port].into_iter().chain(extra.iter().copied()).collect();
+    let replica = Server::start_with_module_args(module_args, &options);
+    let mut rc = replica.conn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut rc, "replication", "master_link_status") != "up" {
+        assert!(Instant::now() < deadline, "replica never linked");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    replica
+}
+
 /// Waits (up to 20 s) until the replica has applied the master's whole replication stream. WAIT
 /// alone does not do it from a connection that wrote nothing: it waits for that connection's own
 /// last write, and a fresh connection has none.
