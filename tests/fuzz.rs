@@ -700,11 +700,21 @@ fn check_reply(vector: &Vector, reply: &redis::Value, stats: &mut Stats) -> Resu
 }
 
 /// RL.INFO: nil, or field/value pairs (a map in RESP3, a flat array in RESP2) naming a known
-/// algorithm, with integer fields in range.
+/// algorithm, with integer fields in range; an RL.LIMIT key's `rules` hold one such map per rule.
 fn check_info(reply: &redis::Value) -> Result<(), String> {
+    if let redis::Value::Nil = reply {
+        return Ok(());
+    }
+    let fields = info_fields(reply)?;
+    if !matches!(fields.get("ttl_ms"), Some(redis::Value::Int(t)) if *t >= -1) {
+        return Err(format!("RL.INFO: no ttl_ms in range in {reply:?}"));
+    }
+    check_limiter_fields(&fields, reply)
+}
+
+fn info_fields(reply: &redis::Value) -> Result<std::collections::HashMap<String, redis::Value>, String> {
     use redis::Value;
     let pairs: Vec<(&Value, &Value)> = match reply {
-        Value::Nil => return Ok(()),
         Value::Map(map) => map.iter().map(|(k, v)| (k, v)).collect(),
         Value::Array(items) if items.len() % 2 == 0 => items.chunks(2).map(|c| (&c[0], &c[1])).collect(),
         other => return Err(format!("RL.INFO: unexpected reply {other:?}")),
@@ -718,20 +728,41 @@ fn check_info(reply: &redis::Value) -> Result<(), String> {
         };
         fields.insert(name, value.clone());
     }
+    Ok(fields)
+}
+
+/// One limiter's fields (a whole key's, or one rule's of an RL.LIMIT key).
+fn check_limiter_fields(
+    fields: &std::collections::HashMap<String, redis::Value>,
+    reply: &redis::Value,
+) -> Result<(), String> {
+    use redis::Value;
     let text = |v: Option<&Value>| match v {
         Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
         Some(Value::SimpleString(s)) => Some(s.clone()),
         _ => None,
     };
     let algorithm = text(fields.get("algorithm")).ok_or_else(|| format!("RL.INFO: no algorithm in {reply:?}"))?;
-    if !["tokenbucket", "fixed", "sliding", "gcra"].contains(&algorithm.as_str()) {
+    if algorithm == "rules" {
+        let Some(Value::Array(rules)) = fields.get("rules") else {
+            return Err(format!("RL.INFO: rules without a list in {reply:?}"));
+        };
+        if !(1..=16).contains(&rules.len()) {
+            return Err(format!("RL.INFO: {} rules in {reply:?}", rules.len()));
+        }
+        for rule in rules {
+            check_limiter_fields(&info_fields(rule)?, reply)?;
+        }
+        return Ok(());
+    }
+    if !["tokenbucket", "fixed", "sliding", "gcra", "slidingcounter"].contains(&algorithm.as_str()) {
         return Err(format!("RL.INFO: unknown algorithm {algorithm:?}"));
     }
     let int = |name: &str| match fields.get(name) {
         Some(Value::Int(i)) => Some(*i),
         _ => None,
     };
-    for (name, value) in &fields {
+    for (name, value) in fields {
         if name != "algorithm" && !matches!(value, Value::Int(_)) {
             return Err(format!("RL.INFO: non-integer {name} in {reply:?}"));
         }
@@ -740,8 +771,7 @@ fn check_info(reply: &redis::Value) -> Result<(), String> {
     let in_range = limit.is_some_and(|l| (1..=MAX_UNITS as i64).contains(&l))
         && remaining.is_some_and(|r| r >= 0 && Some(r) <= limit)
         && int("reset_after_ms").is_some_and(|r| r >= 0)
-        && int("last_update_ms").is_some_and(|t| (0..=MAX_TIME_MS as i64).contains(&t))
-        && int("ttl_ms").is_some_and(|t| t >= -1);
+        && int("last_update_ms").is_some_and(|t| (0..=MAX_TIME_MS as i64).contains(&t));
     if !in_range {
         return Err(format!("RL.INFO: fields out of range in {reply:?}"));
     }
