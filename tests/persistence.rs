@@ -2,7 +2,7 @@
 //! all bring back exactly the state and absolute expiry that was saved.
 mod common;
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What must survive: every key's value and absolute expiry.
 fn snapshot(server: &Server) -> KeyStates {
@@ -14,20 +14,6 @@ fn snapshot(server: &Server) -> KeyStates {
 /// The server holds exactly what was saved (`assert_same_live_keys`).
 fn assert_restored(server: &Server, before: &KeyStates) {
     assert_same_live_keys(&key_states(&mut server.conn()), before);
-}
-
-fn wait_for_rewrite(server: &Server) {
-    let mut con = server.conn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let busy = info_field(&mut con, "persistence", "aof_rewrite_in_progress") == "1"
-            || info_field(&mut con, "persistence", "aof_rewrite_scheduled") == "1";
-        if !busy {
-            return;
-        }
-        assert!(Instant::now() < deadline, "AOF rewrite did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Traffic, a pause so the clock moves on, more traffic: a replay that recomputed with the

@@ -4,7 +4,6 @@
 mod common;
 use common::*;
 use rand::Rng;
-use std::time::{Duration, Instant};
 
 fn set(con: &mut Connection, name: &[u8], rules: &str) {
     let mut cmd = redis::cmd("RL.POLICY.SET");
@@ -48,17 +47,6 @@ fn some_policies(con: &mut Connection) {
 fn wait_acked(writer: &mut Connection) {
     let acked: i64 = redis::cmd("WAIT").arg(1).arg(20_000).query(writer).expect("WAIT");
     assert_eq!(acked, 1, "replica did not acknowledge");
-}
-
-fn wait_for_rewrite(server: &Server) {
-    let mut con = server.conn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut con, "persistence", "aof_rewrite_in_progress") == "1"
-        || info_field(&mut con, "persistence", "aof_rewrite_scheduled") == "1"
-    {
-        assert!(Instant::now() < deadline, "AOF rewrite did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

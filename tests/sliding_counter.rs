@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use rand::Rng;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const W: i64 = 1000;
 
@@ -161,17 +161,6 @@ fn traffic(con: &mut Connection, seed_name: &str) {
             base + i * rng.gen_range(0..300)
         );
         rl(con, &line);
-    }
-}
-
-fn wait_for_rewrite(server: &Server) {
-    let mut con = server.conn();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut con, "persistence", "aof_rewrite_in_progress") == "1"
-        || info_field(&mut con, "persistence", "aof_rewrite_scheduled") == "1"
-    {
-        assert!(Instant::now() < deadline, "AOF rewrite did not finish");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -363,6 +363,18 @@ pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
         .to_string()
 }
 
+/// Waits (up to 20 s) until no AOF rewrite runs or is scheduled.
+pub fn wait_for_rewrite(server: &Server) {
+    let mut con = server.conn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut con, "persistence", "aof_rewrite_in_progress") == "1"
+        || info_field(&mut con, "persistence", "aof_rewrite_scheduled") == "1"
+    {
+        assert!(Instant::now() < deadline, "AOF rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A replica of `master` (module arguments and server options as `Server::start_with_module_args`
 /// takes them), returned once its link to the master is up (waiting up to 20 s).
 pub fn start_replica(master: &Server, module_args: &[&str], extra: &[&str]) -> Server {
