@@ -180,6 +180,12 @@ fn min_replicas_to_write_refuses_calls_while_no_replica_keeps_up() {
         let _: () = redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query(&mut mc).expect("CONFIG SET");
     }
     let line = "RL.FIXED k 100 1000000000";
+    // The master counts a fresh replica as good only once its replication cron has seen an ack.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while redis::cmd("RL.FIXED").arg(&["k", "100", "1000000000", "COST", "0"]).query::<Vec<i64>>(&mut mc).is_err() {
+        assert!(Instant::now() < deadline, "refused with a healthy replica");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(rl(&mut mc, line)[2], 99);
     let before = digest_value(&mut mc, b"k");
     signal(replica.pid(), "STOP");
