@@ -22,24 +22,8 @@ fn future_window_start(window_ms: i64) -> i64 {
     t - t % window_ms + window_ms
 }
 
-fn exists(con: &mut Connection, key: &[u8]) -> bool {
-    redis::cmd("EXISTS").arg(key).query::<i64>(con).expect("EXISTS") == 1
-}
-
-fn pexpiretime(con: &mut Connection, key: &[u8]) -> i64 {
-    redis::cmd("PEXPIRETIME").arg(key).query(con).expect("PEXPIRETIME")
-}
-
 fn pttl(con: &mut Connection, key: &[u8]) -> i64 {
     redis::cmd("PTTL").arg(key).query(con).expect("PTTL")
-}
-
-/// Everything observable about a key: None when absent, else (DIGEST-VALUE, PEXPIRETIME).
-fn snapshot(con: &mut Connection, key: &[u8]) -> Option<(String, i64)> {
-    if !exists(con, key) {
-        return None;
-    }
-    Some((digest_value(con, key), pexpiretime(con, key)))
 }
 
 /// Runs a command given as owned byte words; Ok(5 integers) or Err("CODE detail").

@@ -17,19 +17,6 @@ use rand::Rng;
 const U: i64 = 1_000_000_000_000_000; // 10^15: most units, latest AT
 const P: i64 = 10_000_000_000_000; // 10^13: longest period
 
-fn exists(con: &mut Connection, key: &str) -> bool {
-    redis::cmd("EXISTS").arg(key).query::<i64>(con).expect("EXISTS") == 1
-}
-
-fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
-    redis::cmd("PEXPIRETIME").arg(key).query(con).expect("PEXPIRETIME")
-}
-
-/// Everything observable about a key: None when absent, else (DIGEST-VALUE, PEXPIRETIME).
-fn snapshot(con: &mut Connection, key: &str) -> Option<(String, i64)> {
-    exists(con, key).then(|| (digest_value(con, key.as_bytes()), pexpiretime(con, key)))
-}
-
 /// A time a minute ahead of the server clock: keys written at it do not expire under the test.
 fn future() -> i64 {
     now_ms() + 60_000

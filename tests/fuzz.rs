@@ -956,19 +956,6 @@ fn random_argument_vectors_never_crash_and_replies_are_well_formed() {
 // DUMP / RESTORE payloads
 // ---------------------------------------------------------------------------------------------
 
-/// Redis's CRC-64 (Jones polynomial, reflected, init 0), the checksum at the end of a DUMP payload.
-fn crc64(bytes: &[u8]) -> u64 {
-    const POLY: u64 = 0x95ac_9329_ac4b_c9b5; // 0xad93d23594c935a9 bit-reversed
-    let mut crc = 0u64;
-    for &b in bytes {
-        crc ^= u64::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY } else { crc >> 1 };
-        }
-    }
-    crc
-}
-
 /// A limiter's DUMP payload taken apart: `[type 7][0x81 + 8-byte module id][opcode 5 = string]
 /// [length][content][opcode 0 = EOF][2-byte RDB version][8-byte CRC-64]`.
 #[derive(Clone, Debug)]

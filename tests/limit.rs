@@ -101,14 +101,6 @@ fn del(con: &mut Connection, key: &str) {
     let _: i64 = redis::cmd("DEL").arg(key).query(con).expect("DEL");
 }
 
-fn exists(con: &mut Connection, key: &str) -> bool {
-    redis::cmd("EXISTS").arg(key).query::<i64>(con).expect("EXISTS") == 1
-}
-
-fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
-    redis::cmd("PEXPIRETIME").arg(key).query(con).expect("PEXPIRETIME")
-}
-
 /// One composite key as the contract says it stands.
 struct Model {
     key: String,
@@ -263,7 +255,7 @@ impl Model {
                 let same_algorithm = stored.get(i).is_some_and(|s| s.name == rule.name);
                 if !same_algorithm {
                     del(con, &self.shadow(i));
-                } else if !exists(con, &self.shadow(i)) && self.raises_an_idle_capacity(i, rule) {
+                } else if !exists(con, self.shadow(i)) && self.raises_an_idle_capacity(i, rule) {
                     self.prepare_idle(con, &self.shadow(i), i, rule, t);
                 }
                 if allowed {

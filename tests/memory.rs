@@ -32,10 +32,6 @@ fn dbsize(con: &mut Connection) -> i64 {
     redis::cmd("DBSIZE").query(con).expect("DBSIZE")
 }
 
-fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
-    redis::cmd("PEXPIRETIME").arg(key).query(con).expect("PEXPIRETIME")
-}
-
 /// The line as it would be sent for `key`, with AT where the command takes it. CL.THROTTLE takes
 /// `COST n` as its quantity and has no DRYRUN.
 fn line(command: &str, key: &str, params: &str, extra: &str, at: i64) -> String {

@@ -24,19 +24,6 @@ fn future() -> i64 {
     now_ms() + 60_000
 }
 
-fn exists(con: &mut Connection, key: &str) -> bool {
-    redis::cmd("EXISTS").arg(key).query::<i64>(con).expect("EXISTS") == 1
-}
-
-fn pexpiretime(con: &mut Connection, key: &str) -> i64 {
-    redis::cmd("PEXPIRETIME").arg(key).query(con).expect("PEXPIRETIME")
-}
-
-/// Everything observable about a key: None when absent, else (DIGEST-VALUE, PEXPIRETIME).
-fn snapshot(con: &mut Connection, key: &str) -> Option<(String, i64)> {
-    exists(con, key).then(|| (digest_value(con, key.as_bytes()), pexpiretime(con, key)))
-}
-
 /// A field of RL.INFO (RESP2: a flat field/value array) as an integer.
 fn info_int(con: &mut Connection, key: &str, field: &str) -> i64 {
     let info: Vec<Value> = redis::cmd("RL.INFO").arg(key).query(con).expect("RL.INFO");
@@ -920,19 +907,6 @@ fn refused_restore_payloads_do_not_flood_the_log() {
     assert!(new_lines.len() < 5, "{} log lines for 500 refused payloads:\n{}", new_lines.len(), new_lines.join("\n"));
     // The payload itself was fine apart from the tag.
     let _: () = redis::cmd("RESTORE").arg("k").arg(0).arg(&dump).query(&mut con).expect("RESTORE of the original");
-}
-
-/// Redis's CRC-64 (Jones polynomial, reflected, init 0), the checksum at the end of a DUMP payload.
-fn crc64(bytes: &[u8]) -> u64 {
-    const POLY: u64 = 0x95ac_9329_ac4b_c9b5;
-    let mut crc = 0u64;
-    for &b in bytes {
-        crc ^= u64::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY } else { crc >> 1 };
-        }
-    }
-    crc
 }
 
 // ---------------------------------------------------------------------------------------------

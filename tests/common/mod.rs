@@ -353,6 +353,33 @@ pub fn set_redis_cell_key(con: &mut Connection, key: &str, tat_ms: i64) -> Strin
     tat_ns
 }
 
+pub fn exists(con: &mut Connection, key: impl AsRef<[u8]>) -> bool {
+    redis::cmd("EXISTS").arg(key.as_ref()).query::<i64>(con).expect("EXISTS") == 1
+}
+
+pub fn pexpiretime(con: &mut Connection, key: impl AsRef<[u8]>) -> i64 {
+    redis::cmd("PEXPIRETIME").arg(key.as_ref()).query(con).expect("PEXPIRETIME")
+}
+
+/// Everything observable about a key: None when absent, else (DIGEST-VALUE, PEXPIRETIME).
+pub fn snapshot(con: &mut Connection, key: impl AsRef<[u8]>) -> Option<(String, i64)> {
+    let key = key.as_ref();
+    exists(con, key).then(|| (digest_value(con, key), pexpiretime(con, key)))
+}
+
+/// Redis's CRC-64 (Jones polynomial, reflected, init 0), the checksum at the end of a DUMP payload.
+pub fn crc64(bytes: &[u8]) -> u64 {
+    const POLY: u64 = 0x95ac_9329_ac4b_c9b5; // 0xad93d23594c935a9 bit-reversed
+    let mut crc = 0u64;
+    for &b in bytes {
+        crc ^= u64::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY } else { crc >> 1 };
+        }
+    }
+    crc
+}
+
 /// A field of INFO (e.g. "master_repl_offset"), as text.
 pub fn info_field(con: &mut Connection, section: &str, field: &str) -> String {
     let info: String = redis::cmd("INFO").arg(section).query(con).expect("INFO");
