@@ -2,7 +2,7 @@
 //! its cost and whatever configuration the decision used (the sliding-log cap), so they reach
 //! exactly the master's state whatever their clock, their configuration and however late they
 //! apply it. Built with RM_Replicate's `v` format from strings that already exist (the caller's
-//! arguments, words created at load, a cached AT), so the common case creates few strings:
+//! arguments, words created at load, cached numbers), so the common case creates no string:
 //! the `l`/`c` formats allocate per argument and dominated a command's cost.
 
 use std::ffi::{c_char, c_longlong, CStr};
@@ -55,15 +55,16 @@ pub fn create_words() -> bool {
     true
 }
 
-/// A replicated call being put together; `send` replicates it, dropping frees what it created.
-/// The arrays are left uninitialised past their lengths: on the hot path, a write does not clear
-/// room for RL.LIMIT's 71 words.
+/// A replicated call being put together; `send` replicates it. Every word is a string that
+/// outlives the call (an argument, a word created at load, a cached number). A cached number
+/// this form pushed out of the cache may still be one of its own words (two numbers of one form
+/// can share a slot), so it is freed only when the form is dropped, after it was sent. The arrays
+/// are left uninitialised past their lengths: a write does not clear room for RL.LIMIT's 71 words.
 pub struct Form {
     argv: [MaybeUninit<*mut RedisModuleString>; MAX_WORDS],
     len: usize,
-    /// Strings created for this form (numbers), freed on drop.
-    owned: [MaybeUninit<*mut RedisModuleString>; MAX_WORDS],
-    owned_len: usize,
+    retired: [MaybeUninit<*mut RedisModuleString>; MAX_WORDS],
+    retired_len: usize,
 }
 
 impl Form {
@@ -71,8 +72,8 @@ impl Form {
         Form {
             argv: [const { MaybeUninit::uninit() }; MAX_WORDS],
             len: 0,
-            owned: [const { MaybeUninit::uninit() }; MAX_WORDS],
-            owned_len: 0,
+            retired: [const { MaybeUninit::uninit() }; MAX_WORDS],
+            retired_len: 0,
         }
     }
 
@@ -94,17 +95,24 @@ impl Form {
         self.push(WORDS[4 + index].load(Ordering::Relaxed));
     }
 
+    /// A number (at most MAX_UNITS, so it fits an i64): a policy's parameter spelled out,
+    /// CL.THROTTLE's period in ms, a COST, a CAP. The same few recur call after call, so each is
+    /// kept as a string in a slot picked by a hash of its value.
     pub fn number(&mut self, value: u64) {
         if value == 1 {
             return self.word(Word::One);
         }
-        let Some(from_number) = (unsafe { raw::RedisModule_CreateStringFromLongLong }) else { return };
-        let s = unsafe { from_number(std::ptr::null_mut(), value as c_longlong) };
-        if self.owned_len < MAX_WORDS {
-            self.owned[self.owned_len] = MaybeUninit::new(s);
-            self.owned_len += 1;
-        }
+        let slot = (value.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - NUMBER_SLOTS.ilog2())) as usize;
+        let s = NUMBERS[slot].string(value as i64, self);
         self.push(s);
+    }
+
+    /// A cached string replaced while this form is built: freed when the form is dropped.
+    fn retire(&mut self, s: *mut RedisModuleString) {
+        if self.retired_len < MAX_WORDS {
+            self.retired[self.retired_len] = MaybeUninit::new(s);
+            self.retired_len += 1;
+        }
     }
 
     /// `COST c AT t` (COST left out when 1, the default: each replicated word costs the replica and
@@ -115,14 +123,16 @@ impl Form {
             self.number(cost);
         }
         self.word(Word::At);
-        self.push(at_string(at_ms));
+        let at = AT.string(at_ms, self);
+        self.push(at);
         if let Some(cap) = cap {
             self.word(Word::Cap);
             self.number(cap);
         }
     }
 
-    pub unsafe fn send(mut self, ctx: *mut RedisModuleCtx, command: &CStr) {
+    /// Borrows the form: moving it (over half a kilobyte of room for RL.LIMIT) cost a memcpy per call.
+    pub unsafe fn send(&mut self, ctx: *mut RedisModuleCtx, command: &CStr) {
         if let Some(replicate) = raw::RedisModule_Replicate {
             // The first `len` entries are initialised (push), and only those are read.
             replicate(
@@ -138,20 +148,18 @@ impl Form {
 
 impl Drop for Form {
     fn drop(&mut self) {
-        if let Some(free) = unsafe { raw::RedisModule_FreeString } {
-            for s in &self.owned[..self.owned_len] {
-                // Initialised by `number`, which is the only writer below `owned_len`.
-                let s = unsafe { s.assume_init() };
-                if !s.is_null() {
-                    unsafe { free(std::ptr::null_mut(), s) };
-                }
-            }
+        let Some(free) = (unsafe { raw::RedisModule_FreeString }) else { return };
+        for s in &self.retired[..self.retired_len] {
+            // Initialised by `retire`, the only writer below `retired_len`.
+            unsafe { free(std::ptr::null_mut(), s.assume_init()) };
         }
     }
 }
 
 /// A key replaced by a state: `DEL`, `RL.LOADSTATE` of the new state, `PEXPIREAT`, which Redis
 /// wraps in MULTI/EXEC. Rare (once per string key taken over), so allocating here is fine.
+#[cold]
+#[inline(never)]
 pub unsafe fn replacement(ctx: *mut RedisModuleCtx, key: *mut RedisModuleString, state: &[u8], expire_at: i64) {
     let Some(replicate) = raw::RedisModule_Replicate else { return };
     replicate(ctx, c"DEL".as_ptr(), c"s".as_ptr(), key);
@@ -166,27 +174,38 @@ pub unsafe fn replacement(ctx: *mut RedisModuleCtx, key: *mut RedisModuleString,
     replicate(ctx, c"PEXPIREAT".as_ptr(), c"sl".as_ptr(), key, expire_at as c_longlong);
 }
 
-/// The replicated AT value as a string, reused while calls share the same ms (most do under load).
-/// Redis takes its own reference to what it replicates, so replacing the cached one is safe.
-fn at_string(at_ms: i64) -> *mut RedisModuleString {
-    let cached = LAST_AT.load(Ordering::Relaxed);
-    if !cached.is_null() && LAST_AT_MS.load(Ordering::Relaxed) == at_ms {
-        return cached;
-    }
-    let (Some(from_number), Some(free)) =
-        (unsafe { raw::RedisModule_CreateStringFromLongLong }, unsafe { raw::RedisModule_FreeString })
-    else {
-        return cached;
-    };
-    let fresh = unsafe { from_number(std::ptr::null_mut(), at_ms as c_longlong) };
-    if !cached.is_null() {
-        unsafe { free(std::ptr::null_mut(), cached) };
-    }
-    LAST_AT.store(fresh, Ordering::Relaxed);
-    LAST_AT_MS.store(at_ms, Ordering::Relaxed);
-    fresh
+/// A number replicated again and again, kept as a string while calls replicate the same value.
+/// Redis takes its own reference to what it replicates, so a string replaced here is freed as
+/// soon as the form that replaced it has been sent.
+struct CachedNumber {
+    string: AtomicPtr<RedisModuleString>,
+    value: AtomicI64,
 }
 
 // Only touched from commands, which Redis runs one at a time on its main thread.
-static LAST_AT: AtomicPtr<RedisModuleString> = AtomicPtr::new(std::ptr::null_mut());
-static LAST_AT_MS: AtomicI64 = AtomicI64::new(-1);
+/// The effective time: calls under load mostly share their ms.
+static AT: CachedNumber = CachedNumber::new();
+const NUMBER_SLOTS: usize = 8;
+static NUMBERS: [CachedNumber; NUMBER_SLOTS] = [const { CachedNumber::new() }; NUMBER_SLOTS];
+
+impl CachedNumber {
+    const fn new() -> CachedNumber {
+        CachedNumber { string: AtomicPtr::new(std::ptr::null_mut()), value: AtomicI64::new(-1) }
+    }
+
+    /// The string of `value`, cached; one it replaces goes to `form` to be freed after sending.
+    fn string(&self, value: i64, form: &mut Form) -> *mut RedisModuleString {
+        let cached = self.string.load(Ordering::Relaxed);
+        if !cached.is_null() && self.value.load(Ordering::Relaxed) == value {
+            return cached;
+        }
+        let Some(from_number) = (unsafe { raw::RedisModule_CreateStringFromLongLong }) else { return cached };
+        let fresh = unsafe { from_number(std::ptr::null_mut(), value as c_longlong) };
+        if !cached.is_null() {
+            form.retire(cached);
+        }
+        self.string.store(fresh, Ordering::Relaxed);
+        self.value.store(value, Ordering::Relaxed);
+        fresh
+    }
+}

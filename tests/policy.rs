@@ -270,6 +270,48 @@ fn policies_survive_an_aof_rewrite_with_preamble() {
     aof_restart("yes", true);
 }
 
+/// The replicated form spells a policy's numbers out from strings the module caches by value, a
+/// few slots for all numbers: 16 rules of 40 distinct numbers share those slots many times over in
+/// one call, and every number must still reach the AOF as it is (a string replaced in the cache
+/// must outlive the call that replaced it).
+#[test]
+fn every_number_of_a_16_rule_policy_reaches_the_aof_as_it_is() {
+    let server = Server::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut con = server.conn();
+    let rules: Vec<String> = (0..16u64)
+        .map(|i| match i % 3 {
+            0 => format!("TOKENBUCKET {} {} {}", 1000 + i, 2 + i, 60_000 + i),
+            1 => format!("FIXED {} {}", 3000 + i, 70_000 + i),
+            _ => format!("GCRA {} {} {}", 5000 + i, 7 + i, 80_000 + i),
+        })
+        .collect();
+    let rules = rules.join(" ");
+    set(&mut con, b"many", &rules);
+    let t = now_ms() + 100_000;
+    for cost in [2, 3] {
+        rl(&mut con, &format!("RL.CHECK k many COST {cost} AT {t}"));
+    }
+    let aof: Vec<u8> = std::fs::read_dir(server.dir.join("appendonlydir"))
+        .expect("appendonlydir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".incr.aof"))
+        .flat_map(|e| std::fs::read(e.path()).expect("read AOF"))
+        .collect();
+    for cost in [2, 3] {
+        let words: Vec<String> = ["RL.LIMIT", "k"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(rules.split(' ').map(str::to_string))
+            .chain(["COST".to_string(), cost.to_string(), "AT".to_string(), t.to_string()])
+            .collect();
+        let mut expected = format!("*{}\r\n", words.len()).into_bytes();
+        for word in &words {
+            expected.extend_from_slice(format!("${}\r\n{word}\r\n", word.len()).as_bytes());
+        }
+        assert!(aof.windows(expected.len()).any(|w| w == expected.as_slice()), "COST {cost}: not in the AOF as sent");
+    }
+}
+
 #[test]
 fn replicas_get_policies_by_full_sync_and_by_the_stream() {
     let master = Server::start(&[]);
