@@ -19,7 +19,8 @@ impl Params {
         within(self.burst, 0, MAX_UNITS - 1, "burst")?;
         within(self.rate, 1, MAX_UNITS, "rate")?;
         within(self.period_ms, 1, MAX_PERIOD_MS, "period_ms")?;
-        if self.tolerance().div_ceil(u128::from(self.rate)) > u128::from(MAX_PERIOD_MS) {
+        // ceil(tolerance / rate) > MAX_PERIOD_MS, without a 128-bit division (every call validates).
+        if self.tolerance() > u128::from(MAX_PERIOD_MS) * u128::from(self.rate) {
             return Err("(burst + 1) * period_ms / rate");
         }
         Ok(())

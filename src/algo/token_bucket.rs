@@ -19,7 +19,9 @@ impl Params {
         within(self.capacity, 1, MAX_UNITS, "capacity")?;
         within(self.refill_tokens, 1, MAX_UNITS, "refill_tokens")?;
         within(self.refill_ms, 1, MAX_PERIOD_MS, "refill_ms")?;
-        if self.full_refill_ms() > u128::from(MAX_PERIOD_MS) {
+        // The ms to refill an empty bucket, ceil(capacity * refill_ms / refill_tokens), must be at
+        // most MAX_PERIOD_MS: compared without a 128-bit division (every call validates).
+        if self.scaled_capacity() > u128::from(MAX_PERIOD_MS) * u128::from(self.refill_tokens) {
             return Err("capacity * refill_ms / refill_tokens");
         }
         Ok(())
@@ -27,11 +29,6 @@ impl Params {
 
     fn scaled_capacity(&self) -> u128 {
         u128::from(self.capacity) * u128::from(self.refill_ms)
-    }
-
-    /// ms to refill an empty bucket (ceil).
-    pub fn full_refill_ms(&self) -> u128 {
-        self.scaled_capacity().div_ceil(u128::from(self.refill_tokens))
     }
 }
 
