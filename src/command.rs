@@ -74,16 +74,15 @@ unsafe fn run(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc:
         on_heap = args.iter().skip(1).map(|&arg| string_bytes(arg)).collect();
         &on_heap
     };
-    let result = match command.parse(bytes) {
+    let request = match command.parse(bytes) {
         // parse() requires the key, so args[1] exists.
-        Ok(request) if args.len() > 1 => execute(ctx, args, command, &request).map(|answer| (request, answer)),
-        Ok(_) => Err("ERR wrong number of arguments".into()),
-        Err(message) => Err(message),
+        Ok(request) if args.len() > 1 => request,
+        Ok(_) => return fail(ctx, command, "ERR wrong number of arguments"),
+        Err(message) => return fail(ctx, command, &message),
     };
-    match result {
-        Ok((request, answer)) => {
-            let decision = &answer.outcome.decision;
-            let kind = match (decision.allowed, request.dryrun || request.cost == 0) {
+    match execute(ctx, args, command, &request) {
+        Ok(answer) => {
+            let kind = match (answer.outcome.decision.allowed, request.dryrun || request.cost == 0) {
                 (true, false) => Kind::Admitted,
                 (false, false) => Kind::Rejected,
                 (_, true) => Kind::Peek,
@@ -91,11 +90,15 @@ unsafe fn run(ctx: *mut RedisModuleCtx, argv: *mut *mut RedisModuleString, argc:
             stats::record(command, kind);
             reply_answer(ctx, &request, &answer)
         }
-        Err(message) => {
-            stats::record(command, Kind::Error);
-            reply_error(ctx, &message)
-        }
+        Err(message) => fail(ctx, command, &message),
     }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn fail(ctx: *mut RedisModuleCtx, command: Command, message: &str) -> c_int {
+    stats::record(command, Kind::Error);
+    reply_error(ctx, message)
 }
 
 /// The time a call is decided at, and the sliding-log cap it uses: an ordinary client's AT may be
@@ -108,12 +111,14 @@ unsafe fn time_and_cap(ctx: *mut RedisModuleCtx, request: &Request) -> Result<(i
     if let Some(at) = request.at_ms {
         let ahead = config::max_at_ahead_ms();
         if at > clock.saturating_add(ahead) && !trusted() {
-            return Err(format!("ERR AT is more than max-at-ahead-ms ({ahead} ms) ahead of the server clock"));
+            return Err(cold_error(format_args!(
+                "ERR AT is more than max-at-ahead-ms ({ahead} ms) ahead of the server clock"
+            )));
         }
     }
     if let Some(cap) = request.cap {
         if cap > own_cap && !trusted() {
-            return Err(format!("ERR CAP must be at most max-sliding-entries ({own_cap})"));
+            return Err(cold_error(format_args!("ERR CAP must be at most max-sliding-entries ({own_cap})")));
         }
     }
     Ok((request.at_ms.unwrap_or(clock), request.cap.unwrap_or(own_cap)))
@@ -148,16 +153,19 @@ impl Rules<'_> {
                 Ok(Outcome { decision: limiter.decide(spec, now, cost, commit, cap), rules: Vec::new() })
             }
             (Value::Rules(rules), Rules::Many(specs)) => Ok(rules.decide(specs, now, cost, commit, cap)),
-            (value, wanted) => {
-                let (command, needs) = match wanted {
-                    Rules::One(spec) => {
-                        (spec.algorithm().command(), format!("{} limiter", spec.algorithm().description()))
-                    }
-                    Rules::Many(_) => ("RL.LIMIT", "RL.LIMIT rules".to_string()),
-                };
-                Err(format!("WRONGTYPE key holds {}; {command} needs {needs}", value.description()))
-            }
+            (value, wanted) => Err(wanted.wrong_type(value)),
         }
+    }
+
+    /// The WRONGTYPE error naming what the key holds and what the call needs.
+    #[cold]
+    #[inline(never)]
+    fn wrong_type(&self, value: &Value) -> String {
+        let (command, needs) = match self {
+            Rules::One(spec) => (spec.algorithm().command(), format!("{} limiter", spec.algorithm().description())),
+            Rules::Many(_) => ("RL.LIMIT", "RL.LIMIT rules".to_string()),
+        };
+        format!("WRONGTYPE key holds {}; {command} needs {needs}", value.description())
     }
 
     /// Decides the request: with UPTO, first how much of its cost is admitted now (a COST 0
@@ -199,18 +207,7 @@ unsafe fn execute(
     // refuse the string).
     let mut taken_over: Option<Vec<u8>> = None;
     let answer = if key.is_empty() || cell_tat_ns.is_some() {
-        let mut value = match (cell_tat_ns, &rules) {
-            (Some(tat_ns), Rules::One(spec)) => {
-                Value::One(Limiter::from_cell(spec, tat_ns, now).ok_or("ERR time out of range")?)
-            }
-            _ => rules.idle(now),
-        };
-        let answer = rules.answer(&mut value, now, request, cap)?;
-        if answer.outcome.decision.wrote {
-            taken_over = cell_tat_ns.map(|_| datatype::encode(&value));
-            key.set_value(StoredLimiter::pack(value));
-        }
-        answer
+        create(&mut key, &rules, cell_tat_ns, now, request, cap, &mut taken_over)?
     } else {
         let stored = key.stored_limiter().ok_or(WRONGTYPE)?;
         stored.update(|value| rules.answer(value, now, request, cap))?
@@ -234,6 +231,40 @@ unsafe fn execute(
     }
     key.close_written(ctx, args[1], command.event());
     Ok(answer)
+}
+
+/// Decides on an absent key (an idle limiter), or on a string key redis-cell left (`cell_tat_ns`:
+/// its state in `taken_over` when written). Kept out of line: a busy server mostly updates live
+/// limiters, and the common path stays small in the instruction cache.
+#[inline(never)]
+unsafe fn create(
+    key: &mut Key,
+    rules: &Rules,
+    cell_tat_ns: Option<u64>,
+    now: i64,
+    request: &Request,
+    cap: u64,
+    taken_over: &mut Option<Vec<u8>>,
+) -> Result<Answer, String> {
+    let mut value = match (cell_tat_ns, rules) {
+        (Some(tat_ns), Rules::One(spec)) => {
+            Value::One(Limiter::from_cell(spec, tat_ns, now).ok_or("ERR time out of range")?)
+        }
+        _ => rules.idle(now),
+    };
+    let answer = rules.answer(&mut value, now, request, cap)?;
+    if answer.outcome.decision.wrote {
+        *taken_over = cell_tat_ns.map(|_| datatype::encode(&value));
+        key.set_value(StoredLimiter::pack(value));
+    }
+    Ok(answer)
+}
+
+/// An error message built only when it is sent: the formatting stays off the common path.
+#[cold]
+#[inline(never)]
+fn cold_error(message: std::fmt::Arguments) -> String {
+    message.to_string()
 }
 
 /// The write as replicas and the AOF apply it: the same command (RL.CHECK as RL.LIMIT, CL.THROTTLE

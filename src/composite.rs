@@ -38,6 +38,7 @@ impl Composite {
     /// algorithm reconfigures in place, a new position or another algorithm starts idle, positions
     /// past `specs` are dropped. Writes (with `commit` and cost > 0) when admitted or when anything
     /// differs from what is stored: a reconfiguration is a write of its own even when rejected.
+    #[inline(never)]
     pub fn decide(&mut self, specs: &[Spec], now: i64, cost: u64, commit: bool, cap: u64) -> Outcome {
         let now = now.max(self.last_ms());
         // Each rule alone, without writing: as if reconfigured, a new position as if idle (which

@@ -49,6 +49,7 @@ impl Key {
     /// The decimal integer a string key holds, as redis-cell leaves it; None for anything else.
     /// The length is checked first, so a large string is never copied. Read with GET because
     /// RM_StringDMA would re-encode an int-encoded string, a change on a call that may write nothing.
+    #[inline(never)]
     pub unsafe fn cell_integer(&self, ctx: *mut RedisModuleCtx, name: *mut RedisModuleString) -> Option<u64> {
         let (Some(key_type), Some(length), Some(call), Some(string_ptr), Some(free_reply)) = (
             raw::RedisModule_KeyType,

@@ -310,10 +310,23 @@ fn bound_error(name: &str) -> String {
 
 /// Strict unsigned decimal: digits only (no sign, spaces or fraction), fits u64.
 pub fn parse_u64(bytes: &[u8]) -> Option<u64> {
-    if bytes.is_empty() || bytes.len() > 20 || !bytes.iter().all(u8::is_ascii_digit) {
+    if bytes.is_empty() || bytes.len() > 20 {
         return None;
     }
-    bytes.iter().try_fold(0u64, |acc, d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+    // Up to 19 digits cannot overflow; only a 20-digit number needs checked arithmetic.
+    let mut value = 0u64;
+    for &byte in bytes {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = if bytes.len() < 20 {
+            value * 10 + u64::from(digit)
+        } else {
+            value.checked_mul(10)?.checked_add(u64::from(digit))?
+        };
+    }
+    Some(value)
 }
 
 /// An argument echoed in an error: printable ASCII only, so the reply stays one valid line.

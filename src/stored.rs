@@ -88,6 +88,7 @@ const SMALL_LOG: usize = 3;
 const _: () = assert!(std::mem::size_of::<StoredLimiter>() == 32);
 
 impl StoredLimiter {
+    #[inline]
     pub fn pack(value: Value) -> Self {
         match &value {
             Value::One(limiter) => Self::try_pack(limiter),
@@ -96,6 +97,7 @@ impl StoredLimiter {
         .unwrap_or_else(|| StoredLimiter::Boxed(Box::new(value)))
     }
 
+    #[inline]
     fn try_pack(limiter: &Limiter) -> Option<Self> {
         let small = |v: u64| u32::try_from(v).ok();
         Some(match limiter {
@@ -156,6 +158,7 @@ impl StoredLimiter {
     }
 
     /// The value, borrowed when boxed, rebuilt (a few words) when packed.
+    #[inline]
     pub fn value(&self) -> Cow<'_, Value> {
         let limiter = match *self {
             StoredLimiter::Boxed(ref value) => return Cow::Borrowed(value),
@@ -215,6 +218,7 @@ impl StoredLimiter {
 
     /// Runs `change` on the value and stores the result in the form it now needs, so a key's
     /// memory depends only on its state (a boxed bucket lowered to small numbers packs again).
+    #[inline]
     pub fn update<R>(&mut self, change: impl FnOnce(&mut Value) -> R) -> R {
         if let StoredLimiter::Boxed(value) = self {
             let result = change(value);
