@@ -18,8 +18,11 @@ key; plus "pipelined full": random keys over a small key space whose sliding log
 In the hot and full modes every sliding-log key (RL.SLIDING and the Lua ZSET log) is pre-filled
 with `limit` entries at distinct milliseconds in a 1 h window, so each benchmarked call sees a full
 window (and is rejected). Each row runs --repeat times (interleaved); the median run is reported.
-Every run is bracketed by SET runs of the same mode, and its ratio to SET is taken against those
-two neighbours, so a drift in the machine's speed during the run does not skew the ratios. A run
+Every run is bracketed by runs of the mode's reference row, and its ratios are taken against those
+two neighbours, so a drift in the machine's speed during the run does not skew the ratios. The
+reference is SET, except in the modes whose target is stated against the floor (pipelined random
+keys): there it is the floor, so that ratio is measured directly, not as a quotient of two ratios
+to SET (which doubled its noise); x SET is then the row's ratio over SET's ratio to the floor. A run
 during which other processes used more than 0.15 CPU is repeated (--retries) after waiting for quiet.
 
 On a machine with 2+ CPUs the server is pinned to CPU 0 and redis-benchmark to CPU 1 (taskset),
@@ -350,6 +353,13 @@ PROD_NAME = "aof+replica"
 
 def make_prod_modes():
     return [Mode("%s pipelined random" % PROD_NAME, 16, 100000, False, "native", cpu_target=True)]
+
+
+def reference(mode, mode_rows):
+    """The row every run of a mode is bracketed by: the floor where the target is stated against the floor's
+    CPU per op (so that ratio is taken directly against the floor runs seconds away), else SET."""
+    by_name = {r.name: r for r in mode_rows}
+    return by_name[FLOOR] if mode.cpu_target and FLOOR in by_name else by_name["SET"]
 
 
 def rows_for(mode, rows):
@@ -706,14 +716,15 @@ def machine_info(r, module):
 
 
 class Runner:
-    """Runs rows on one server configuration: SET-bracketed runs, noise control, warm-up, CPU per op."""
+    """Runs rows on one server configuration: runs bracketed by a reference row, noise control, warm-up, CPU
+    per op."""
 
     def __init__(self, args, config, server, r, shas, base_n, bench_cpu, errors, state, replica=None, rr=None):
         self.args, self.config, self.server, self.r, self.shas = args, config, server, r, shas
         self.base_n, self.bench_cpu, self.errors, self.state = base_n, bench_cpu, errors, state
         self.replica, self.rr = replica, rr
         self.results = {}     # (mode name, row name) -> list of runs
-        self.warmed = set()   # (row name, keyspace) whose random keys exist
+        self.warmed = {}   # (row name, keyspace) whose random keys exist -> when they were last created
 
     def pids(self):
         return [self.server.proc.pid] + ([self.replica.proc.pid] if self.replica else [])
@@ -729,16 +740,18 @@ class Runner:
     def warm(self, row, mode):
         """Random keys: create the row's keys before it is measured, so a run updates live limiters (about 98%
         of the keys exist after 4 calls per key) rather than creating them. A row whose keys live less than a
-        run's spacing (the floor and SET PX: 60 s) is warmed again before each of its runs. Not measured."""
+        run's spacing (the floor and SET PX: 60 s) is warmed again before a run when its last warm-up is more than half
+that TTL ago (the floor, the reference of some modes, runs every few seconds). Not measured."""
         if mode.keyspace is None or mode.full or row.name == "PING":
             return
-        if row.ttl_ms is None and (row.name, mode.keyspace) in self.warmed:
+        last = self.warmed.get((row.name, mode.keyspace))
+        if last is not None and (row.ttl_ms is None or time.time() - last < row.ttl_ms / 2000):
             return
         n = min(mode.keyspace, self.base_n) * (1 if row.kind == "lua" or self.args.smoke else 4)
         run_benchmark(self.server.port, row.make_args(mode, self.shas), self.args.clients, n, 16, mode.keyspace,
                       self.bench_cpu)
         self.drain()
-        self.warmed.add((row.name, mode.keyspace))
+        self.warmed[(row.name, mode.keyspace)] = time.time()
 
     def drain(self):
         """With a replica: wait until it has everything, and until the AOF's once-a-second fsync of what was
@@ -780,48 +793,49 @@ class Runner:
         if self.state["wait"] > 0:
             self.state["wait"] -= wait_quiet(self.pids(), self.state["wait"])
 
-    def measure_set(self, set_row, mode):
-        """A SET run, repeated (up to --retries) while other processes are busy."""
+    def measure_reference(self, ref_row, mode):
+        """A run of the mode's reference row, repeated (up to --retries) while other processes are busy."""
         for attempt in range(1 + self.args.retries):
             if attempt:
                 self.quiet_again()
-            res = self.measure(set_row, mode)
+            res = self.measure(ref_row, mode)
             res["attempts"] = attempt + 1
             if res["other_cpu"] <= NOISE_CPU:
                 break
-        self.results.setdefault((mode.name, set_row.name), []).append(res)
+        self.results.setdefault((mode.name, ref_row.name), []).append(res)
         return res
 
     def run_mode(self, mode, rows):
-        """One repetition of every row of a mode. Every row run is bracketed by SET runs of the same mode
-        (SET, A, SET, B, SET, ...), and its ratios are taken over the mean of the two SETs around it: the
-        machine's speed drifts (other guests, other processes), and the SETs seconds away see the same drift."""
+        """One repetition of every row of a mode. Every row run is bracketed by runs of the mode's reference
+        row (REF, A, REF, B, REF, ...: SET, or the floor where the target is stated against the floor), and its
+        ratios are taken over the mean of the two reference runs around it: the machine's speed drifts (other
+        guests, other processes), and the runs seconds away see the same drift."""
         mode_rows = rows_for(mode, rows)
-        set_row = next(x for x in mode_rows if x.name == "SET")
-        before_set = self.measure_set(set_row, mode)
+        ref_row = reference(mode, mode_rows)
+        before = self.measure_reference(ref_row, mode)
         for row in mode_rows:
-            if row is set_row:
+            if row is ref_row:
                 continue
             best = None
             for attempt in range(1 + self.args.retries):
-                if attempt:   # the last run was noisy: wait for quiet, re-measure the SET before it
+                if attempt:   # the last run was noisy: wait for quiet, re-measure the reference before it
                     self.quiet_again()
-                    before_set = self.measure_set(set_row, mode)
+                    before = self.measure_reference(ref_row, mode)
                 res = self.measure(row, mode)
                 res["attempts"] = attempt + 1
-                res["set_before"] = before_set["rps"]
-                res["set_cpu_before"] = before_set["cpu_us"]
+                res["ref_before"] = before["rps"]
+                res["ref_cpu_before"] = before["cpu_us"]
                 if best is None or res["other_cpu"] < best["other_cpu"]:
                     best = res
                 if res["other_cpu"] <= NOISE_CPU:
                     break
-            after_set = self.measure_set(set_row, mode)
-            best["set_after"] = after_set["rps"]
-            best["ratio"] = best["rps"] / ((best["set_before"] + best["set_after"]) / 2)
-            set_cpu = (best["set_cpu_before"] + after_set["cpu_us"]) / 2
-            best["cpu_ratio"] = best["cpu_us"] / set_cpu if set_cpu > 0 else None
+            after = self.measure_reference(ref_row, mode)
+            best["ref_after"] = after["rps"]
+            best["ratio"] = best["rps"] / ((best["ref_before"] + best["ref_after"]) / 2)
+            ref_cpu = (best["ref_cpu_before"] + after["cpu_us"]) / 2
+            best["cpu_ratio"] = best["cpu_us"] / ref_cpu if ref_cpu > 0 else None
             self.results.setdefault((mode.name, row.name), []).append(best)
-            before_set = after_set
+            before = after
 
 
 def start_production(module, pin, module_args):
@@ -1015,19 +1029,31 @@ def main():
         table, records, fails, passes, noisy_rows = [], [], [], 0, 0
         for mode in modes + prod_modes:
             mode_rows = rows_for(mode, rows)
-            floor_runs = results.get((mode.name, FLOOR))
-            floor_ratio = median_of([x["ratio"] for x in floor_runs]) if floor_runs else None
-            floor_cpu = median_of([x["cpu_ratio"] for x in floor_runs if x["cpu_ratio"]]) if floor_runs else None
+            ref_name = reference(mode, mode_rows).name
+
+            def to_reference(name):
+                """(ops/s, CPU per op) of a row relative to the mode's reference row: 1 for the reference
+                itself, else the median over its runs of each run's ratio to the reference runs around it."""
+                if name == ref_name:
+                    return 1.0, 1.0
+                runs = results.get((mode.name, name))
+                if not runs:
+                    return None, None
+                cpu = [x["cpu_ratio"] for x in runs if x["cpu_ratio"]]
+                return median_of([x["ratio"] for x in runs]), median_of(cpu) if cpu else None
+
+            set_ratio, set_cpu = to_reference("SET")
+            floor_ratio, floor_cpu = to_reference(FLOOR)
             for row in mode_rows:
                 runs = sorted(results[(mode.name, row.name)], key=lambda x: x["rps"])
                 med = runs[len(runs) // 2]   # the median run (upper median for an even count)
                 rps = med["rps"]
-                is_set = row.name == "SET"
-                ratio = 1.0 if is_set else median_of([x["ratio"] for x in runs])
-                cpu_ratio = 1.0 if is_set else median_of([x["cpu_ratio"] for x in runs if x["cpu_ratio"]] or [0])
+                row_ratio, row_cpu = to_reference(row.name)
+                ratio = row_ratio / set_ratio
+                cpu_ratio = row_cpu / set_cpu if row_cpu and set_cpu else 0
                 cpu_us = median_of([x["cpu_us"] for x in runs])
-                x_floor = ratio / floor_ratio if floor_ratio else None
-                cpu_x_floor = cpu_ratio / floor_cpu if floor_cpu and cpu_ratio else None
+                x_floor = row_ratio / floor_ratio if floor_ratio else None
+                cpu_x_floor = row_cpu / floor_cpu if floor_cpu and row_cpu else None
                 target = row.target(mode)
                 verdict = ""
                 if target is not None and ratio is not None:
@@ -1065,15 +1091,16 @@ def main():
                                 "cpu_pass": (cpu_verdict == "PASS") if cpu_verdict else None,
                                 "replica_cpu_us_per_op": replica_us, "runs": runs})
         print()
-        print("Throughput: ops/s and p99 of the median of %d runs per row (SET: of all its bracketing runs).\n"
-              "x SET = median over the runs of ops/s / mean ops/s of the SET runs just before and after it (same\n"
-              "mode), target >=%.1fx. x floor = x SET / the floor's x SET (%s, same mode).\n"
+        print("Throughput: ops/s and p99 of the median of %d runs per row (the reference: of all its bracketing runs).\n"
+              "Every run is bracketed by runs of its mode's reference row: the floor (%s) in the modes with a CPU\n"
+              "target, else SET. A row's ratio to the reference = median over its runs of its ops/s (or CPU per op)\n"
+              "over the mean of the two reference runs around it. x SET = that ratio over SET's, target >=%.1fx;\n"
+              "x floor = that ratio over the floor's (directly measured where the floor is the reference).\n"
               "CPU us/op = the server's CPU time (all threads; /proc/<pid>/task/*/schedstat in ns, else\n"
-              "utime+stime of /proc/<pid>/stat) during the run / requests, median;\n"
-              "CPU x SET likewise over the SET runs around it; CPU x floor = CPU x SET / the floor's, target <=%.2fx\n"
-              "for RL.* pipelined with random keys. replica = the replica's CPU us/op (%s).\n"
-              "other = CPUs used by other processes during the median run."
-              % (repeat, TARGET_RL, FLOOR, TARGET_CPU_FLOOR, PROD_NAME))
+              "utime+stime of /proc/<pid>/stat) during the run / requests, median; CPU x SET and CPU x floor as\n"
+              "above, target CPU x floor <=%.2fx for RL.* pipelined with random keys. replica = the replica's CPU\n"
+              "us/op (%s). other = CPUs used by other processes during the median run."
+              % (repeat, FLOOR, TARGET_RL, TARGET_CPU_FLOOR, PROD_NAME))
         print(fmt_table(["command", "mode", "ops/s", "p99 ms", "x SET", ">=%.1f" % TARGET_RL, "x floor",
                          "CPU us/op", "CPU x SET", "CPU x floor", "<=%.2f" % TARGET_CPU_FLOOR, "replica", "other"],
                         table, "llrrrlrrrrlrl"))
