@@ -61,7 +61,8 @@ TARGET_BYTES_PER_ENTRY = 5     # sliding log at 1,000 entries
 SLIDING_WINDOW_MS = 3_600_000  # long enough that pre-filled logs stay full for the whole run
 SLIDING_LIMITS = (10, 1000, 10000)
 # Module commands that are not limiters (internal or read-only inspection), so not expected in the table.
-NOT_LIMITERS = {"RL.LOADSTATE", "RL.TESTCLOCK", "RL.TESTPANIC", "RL.INFO"}
+NOT_LIMITERS = {"RL.LOADSTATE", "RL.TESTCLOCK", "RL.TESTPANIC", "RL.INFO", "RL.POLICY.SET", "RL.POLICY.GET",
+                "RL.POLICY.DEL", "RL.POLICY.LIST"}
 FLOOR = "RL.BENCHFLOOR"   # registered with the module option `bench-floor yes` (src/bench_floor.rs)
 
 
@@ -327,6 +328,8 @@ ROWS = [
     # The two rules above in one key, all or nothing: it replaces an RL.TOKENBUCKET and an RL.FIXED call.
     Row(LIMIT2, "rl", "RL.LIMIT",
         lambda m, s: ["RL.LIMIT", key("lim", m), "TOKENBUCKET", 1000, 1, 3600000, "FIXED", 1000, 86400000]),
+    # The same rules stored as a policy (load_scripts sets it): RL.LIMIT plus the policy lookup.
+    Row("RL.CHECK 2 rules", "rl", "RL.CHECK", lambda m, s: ["RL.CHECK", key("chk", m), BENCH_POLICY]),
     Row("Lua token bucket (HASH)", "lua", "EVALSHA",
         lambda m, s: ["EVALSHA", s["token_bucket"], 1, key("ltb", m), 1000, 1, 3600000]),
     Row("Lua fixed window (INCR)", "lua", "EVALSHA",
@@ -858,7 +861,13 @@ def start_production(module, pin, module_args):
     return master, r, replica, rr
 
 
+BENCH_POLICY = "bench-2-rules"
+
+
 def load_scripts(r):
+    """Loads the Lua scripts (returns their SHAs) and, with the module's policies, the RL.CHECK row's policy."""
+    if "rl.policy.set" in {c.lower() for c in r.call("COMMAND", "LIST", "FILTERBY", "MODULE", "rl") or []}:
+        r.call("RL.POLICY.SET", BENCH_POLICY, "TOKENBUCKET", 1000, 1, 3600000, "FIXED", 1000, 86400000)
     shas = {}
     for name in ("token_bucket", "fixed_window", "sliding_log"):
         with open(os.path.join(HERE, name + ".lua")) as f:
