@@ -315,7 +315,7 @@ ROWS = [
     Row("SET PX", "ref", "SET", lambda m, s: ["SET", key("setpx", m), "xxx", "PX", 60000], ttl_ms=60000),
     Row("INCR", "ref", "INCR", lambda m, s: ["INCR", key("incr", m)]),
     # The floor: the least a limiter write does through the module API (src/bench_floor.rs): open the key,
-    # store a 32-byte limiter value, expire 60 s ahead, replicate a 7-argument RL.FIXED, reply 5 integers.
+    # store a 32-byte limiter value, expire 60 s ahead, replicate a 6-word RL.FIXED (with AT), reply 5 integers.
     Row(FLOOR, "floor", FLOOR, lambda m, s: [FLOOR, key("floor", m)], ttl_ms=60000),
     Row("RL.TOKENBUCKET", "rl", "RL.TOKENBUCKET",
         lambda m, s: ["RL.TOKENBUCKET", key("tb", m), 1000, 1, 3600000]),

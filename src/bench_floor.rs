@@ -6,7 +6,7 @@
 //!   window), its count + 1 in place when the key holds one for the current window, so the value
 //!   persists, frees, digests and shows in RL.INFO like any limiter;
 //! - sets an absolute expiry 60 s ahead, and signals the key modified (as every write must);
-//! - replicates `RL.FIXED key 4294967295 60000 COST 1 AT <ms>`: as many arguments as an RL.* write
+//! - replicates `RL.FIXED key 4294967295 60000 AT <ms>`: as many arguments as an RL.* write
 //!   replicates, and a real command a replica applies (it ends with the same window and count; its
 //!   TTL is the window's end, as RL.FIXED sets it, not 60 s);
 //! - replies with 5 integers, like a limiter.
