@@ -131,7 +131,7 @@ impl Form {
         }
     }
 
-    /// Borrows the form: moving it (over half a kilobyte of room for RL.LIMIT) cost a memcpy per call.
+    /// Borrows the form: moving it (over a kilobyte of room for RL.LIMIT's words) cost a memcpy per call.
     pub unsafe fn send(&mut self, ctx: *mut RedisModuleCtx, command: &CStr) {
         if let Some(replicate) = raw::RedisModule_Replicate {
             // The first `len` entries are initialised (push), and only those are read.
@@ -185,6 +185,7 @@ struct CachedNumber {
 // Only touched from commands, which Redis runs one at a time on its main thread.
 /// The effective time: calls under load mostly share their ms.
 static AT: CachedNumber = CachedNumber::new();
+/// Every other number, in a slot picked by a hash of its value (`Form::number`).
 const NUMBER_SLOTS: usize = 8;
 static NUMBERS: [CachedNumber; NUMBER_SLOTS] = [const { CachedNumber::new() }; NUMBER_SLOTS];
 
