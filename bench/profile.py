@@ -383,8 +383,8 @@ def main():
     print(title)
     print(run.fmt_table(["part"] + names, table, "l" + "r" * len(names)))
     if args.cache_sim:
-        print("\nCache misses per call (callgrind --cache-sim: first-level caches of %s, one last level), same calls"
-              % "the host's size")
+        print("\nCache misses per call (callgrind --cache-sim: first-level caches the host's size, one last level),"
+              " same calls")
         cache_rows = [[n] + ["%.1f" % x for x in misses[n]] for n in names if misses.get(n)]
         print(run.fmt_table(["scenario", "I1 misses", "D1 misses", "LL data misses"], cache_rows, "lrrr"))
     if args.functions:
