@@ -42,6 +42,16 @@ fn some_policies(con: &mut Connection) {
     set(con, b"bin\x00\xff name", "SlidingCounter 5 60000 sliding 3 1000");
 }
 
+/// Everything the server's incremental AOF files hold (the commands written since the last rewrite).
+fn incremental_aof(server: &Server) -> Vec<u8> {
+    std::fs::read_dir(server.dir.join("appendonlydir"))
+        .expect("appendonlydir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".incr.aof"))
+        .flat_map(|e| std::fs::read(e.path()).expect("read AOF"))
+        .collect()
+}
+
 /// WAIT on the connection that wrote: WAIT waits for that client's own last write (a fresh
 /// connection has none and returns at once).
 fn wait_acked(writer: &mut Connection) {
@@ -230,12 +240,7 @@ fn aof_restart(preamble: &str, rewrite: bool) {
     let before = table(&mut con);
     let keys = key_states(&mut con);
     // RL.CHECK reaches the AOF as RL.LIMIT with its rules spelled out.
-    let aof: Vec<u8> = std::fs::read_dir(server.dir.join("appendonlydir"))
-        .expect("appendonlydir")
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().contains(".incr.aof"))
-        .flat_map(|e| std::fs::read(e.path()).expect("read AOF"))
-        .collect();
+    let aof = incremental_aof(&server);
     let has = |needle: &[u8]| aof.windows(needle.len()).any(|w| w == needle);
     assert!(!has(b"RL.CHECK"), "RL.CHECK in the AOF");
     assert!(has(
@@ -291,12 +296,7 @@ fn every_number_of_a_16_rule_policy_reaches_the_aof_as_it_is() {
     for cost in [2, 3] {
         rl(&mut con, &format!("RL.CHECK k many COST {cost} AT {t}"));
     }
-    let aof: Vec<u8> = std::fs::read_dir(server.dir.join("appendonlydir"))
-        .expect("appendonlydir")
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().contains(".incr.aof"))
-        .flat_map(|e| std::fs::read(e.path()).expect("read AOF"))
-        .collect();
+    let aof = incremental_aof(&server);
     for cost in [2, 3] {
         let words: Vec<String> = ["RL.LIMIT", "k"]
             .into_iter()
