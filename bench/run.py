@@ -437,6 +437,17 @@ def check_full(r, modes, have_sliding):
     return bad
 
 
+def probe_all(r, modes, rows, shas, errors):
+    """Probes every row of every mode; raises with all the failures if any row's reply is wrong."""
+    for mode in modes:
+        for row in rows_for(mode, rows):
+            e = probe(r, row, mode, shas)
+            if e:
+                errors.append("%s [%s]: %s" % (row.label(mode), mode.name, e))
+    if errors:
+        raise RuntimeError("\n".join(errors))
+
+
 def probe(r, row, mode, shas):
     """Run the row's command once on a throwaway key; redis-benchmark does not check replies."""
     pm = Mode("probe", 1, None, False, "all")
@@ -976,13 +987,7 @@ def main():
         sys.stdout.flush()
 
         # Refuse to benchmark a command whose reply is an error or malformed.
-        for mode in modes:
-            for row in rows_for(mode, rows):
-                e = probe(r, row, mode, shas)
-                if e:
-                    errors.append("%s [%s]: %s" % (row.label(mode), mode.name, e))
-        if errors:
-            raise RuntimeError("\n".join(errors))
+        probe_all(r, modes, rows, shas, errors)
 
         state = {"retried": 0, "wait": args.wait if args.wait is not None else (0 if args.smoke else 300)}
         runner = Runner(args, "default", server, r, shas, base_n, bench_cpu, errors, state)
@@ -1012,13 +1017,7 @@ def main():
             master, pr, replica, rr = start_production(module, pin, module_args)
             prod += [master, replica]
             pshas = load_scripts(pr)
-            for mode in prod_modes:
-                for row in rows_for(mode, rows):
-                    e = probe(pr, row, mode, pshas)
-                    if e:
-                        errors.append("%s [%s]: %s" % (row.label(mode), mode.name, e))
-            if errors:
-                raise RuntimeError("\n".join(errors))
+            probe_all(pr, prod_modes, rows, pshas, errors)
             prunner = Runner(args, PROD_NAME, master, pr, pshas, base_n, bench_cpu, errors, state, replica, rr)
             t = time.time()
             for rep in range(repeat):
