@@ -22,6 +22,7 @@ mod log;
 mod policy;
 mod replicate;
 mod request;
+mod small_bytes;
 mod stats;
 mod stored;
 mod varint;

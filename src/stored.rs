@@ -86,6 +86,9 @@ const SMALL_LOG: usize = 3;
 
 // The point of packing: the tag shares the first word with the 32-bit fields.
 const _: () = assert!(std::mem::size_of::<StoredLimiter>() == 32);
+// A boxed value fills jemalloc's 192-byte class, a sliding log's inline entries included
+// (sliding_log::INLINE_BYTES is as large as this allows).
+const _: () = assert!(std::mem::size_of::<Value>() == 192);
 
 impl StoredLimiter {
     #[inline]

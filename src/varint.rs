@@ -1,12 +1,23 @@
 //! LEB128 unsigned varints: the compact integer encoding of sliding-log entries and of the
 //! persisted limiter state.
 
-pub fn write(out: &mut Vec<u8>, mut value: u64) {
+pub fn write(out: &mut Vec<u8>, value: u64) {
+    let (bytes, len) = encode(value);
+    out.extend_from_slice(&bytes[..len]);
+}
+
+/// The varint of `value`: its bytes and how many of them are used (at most 10).
+#[inline]
+pub fn encode(mut value: u64) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    let mut len = 0;
     while value >= 0x80 {
-        out.push((value as u8) | 0x80);
+        bytes[len] = (value as u8) | 0x80;
         value >>= 7;
+        len += 1;
     }
-    out.push(value as u8);
+    bytes[len] = value as u8;
+    (bytes, len + 1)
 }
 
 /// Reads one varint at `*pos` and advances it; None if the bytes end early or the value exceeds u64.

@@ -14,12 +14,20 @@
 use std::collections::VecDeque;
 
 use super::{Decision, MAX_TIME_MS, MAX_UNITS};
+use crate::small_bytes::SmallBytes;
 use crate::varint;
 
 pub use super::WindowParams as Params;
 
 /// Encoded entries between two index points.
 const BLOCK: u64 = 256;
+
+/// Bytes of encoded entries kept inside the log itself (some 23 entries a second apart, 35 entries
+/// 100 ms apart): as many as fit while a boxed value stays in jemalloc's 192-byte class.
+const INLINE_BYTES: usize = 70;
+
+/// The index of a log too short to have one.
+static NO_BLOCKS: VecDeque<Cursor> = VecDeque::new();
 
 /// A position in the encoded entries: the entry at logical byte `offset` (bytes ever written,
 /// drained ones included), the time its delta is relative to, the sum of the costs of every
@@ -39,14 +47,17 @@ pub struct SlidingLog {
     /// Time of the last write (an admitted request or a reconfiguration): the effective now never
     /// goes below it.
     last_ms: i64,
-    /// Encoded entries from logical byte `drained` on.
-    encoded: Vec<u8>,
+    /// Encoded entries from logical byte `drained` on: inline while short, so that the usual log
+    /// is one block of memory.
+    encoded: SmallBytes<INLINE_BYTES>,
     drained: u64,
     /// The oldest stored encoded entry, and where the next one goes.
     head: Cursor,
     tail: Cursor,
-    /// A cursor at every BLOCK-th encoded entry after `head`, oldest first.
-    blocks: VecDeque<Cursor>,
+    /// A cursor at every BLOCK-th encoded entry after `head`, oldest first; None until the log
+    /// needs one (boxed: most logs never do, and it would widen every log by 24 bytes).
+    #[allow(clippy::box_collection)] // deliberate: 8 bytes in every log instead of 32
+    blocks: Option<Box<VecDeque<Cursor>>>,
     /// Newest entry, unencoded; `newest_cost == 0` means the log is empty.
     newest_ms: i64,
     newest_cost: u64,
@@ -88,11 +99,11 @@ impl SlidingLog {
         SlidingLog {
             params,
             last_ms: now,
-            encoded: Vec::new(),
+            encoded: SmallBytes::new(),
             drained: 0,
             head: origin,
             tail: origin,
-            blocks: VecDeque::new(),
+            blocks: None,
             newest_ms: now,
             newest_cost: 0,
         }
@@ -124,7 +135,14 @@ impl SlidingLog {
 
     /// Heap bytes held by the encoded entries and the index (for MEMORY USAGE).
     pub fn heap_bytes(&self) -> usize {
-        self.encoded.capacity() + self.blocks.capacity() * std::mem::size_of::<Cursor>()
+        let index = self.blocks.as_ref().map_or(0, |blocks| {
+            std::mem::size_of::<VecDeque<Cursor>>() + blocks.capacity() * std::mem::size_of::<Cursor>()
+        });
+        self.encoded.heap_bytes() + index
+    }
+
+    fn blocks(&self) -> &VecDeque<Cursor> {
+        self.blocks.as_deref().unwrap_or(&NO_BLOCKS)
     }
 
     /// The time of the last write, below which the effective now never goes.
@@ -232,8 +250,9 @@ impl SlidingLog {
         }
         let mut pos = (at.offset - self.drained) as usize;
         // The buffer is only written by `push`, so it always decodes; stop rather than panic if not.
-        let delta = varint::read(&self.encoded, &mut pos)?;
-        let cost = varint::read(&self.encoded, &mut pos)?;
+        let bytes = self.encoded.as_slice();
+        let delta = varint::read(bytes, &mut pos)?;
+        let cost = varint::read(bytes, &mut pos)?;
         let time = at.before_ms.saturating_add(delta as i64);
         let next = Cursor {
             offset: self.drained + pos as u64,
@@ -247,8 +266,9 @@ impl SlidingLog {
     /// The first encoded entry after `cutoff` (or the end): a binary search over the blocks,
     /// then a scan of at most one block.
     fn first_after(&self, cutoff: i64) -> Cursor {
-        let i = self.blocks.partition_point(|b| b.before_ms <= cutoff);
-        let from = if i > 0 { self.blocks[i - 1] } else { self.head };
+        let blocks = self.blocks();
+        let i = blocks.partition_point(|b| b.before_ms <= cutoff);
+        let from = if i > 0 { blocks[i - 1] } else { self.head };
         self.scan(from, |time, _| time <= cutoff).0
     }
 
@@ -256,7 +276,7 @@ impl SlidingLog {
     /// returns the cursor at the first one that does not, with its time (or the end, and None).
     /// The hot loop of every search: at most one block long, decoded in place.
     fn scan(&self, mut at: Cursor, mut passes: impl FnMut(i64, u64) -> bool) -> (Cursor, Option<i64>) {
-        let bytes = &self.encoded;
+        let bytes = self.encoded.as_slice();
         let mut pos = (at.offset - self.drained) as usize;
         let end = (self.tail.offset - self.drained) as usize;
         while pos < end {
@@ -280,16 +300,24 @@ impl SlidingLog {
     /// newest entry when the encoded ones do not suffice): a binary search on the running sums.
     fn time_freeing(&self, first: &Cursor, to_free: u64) -> i64 {
         // Blocks up to `first`, then those after it whose preceding entries do not free enough.
-        let j = self.blocks.partition_point(|b| b.offset <= first.offset || b.cum.wrapping_sub(first.cum) < to_free);
-        let from = if j > 0 && self.blocks[j - 1].offset > first.offset { self.blocks[j - 1] } else { *first };
+        let blocks = self.blocks();
+        let j = blocks.partition_point(|b| b.offset <= first.offset || b.cum.wrapping_sub(first.cum) < to_free);
+        let from = if j > 0 && blocks[j - 1].offset > first.offset { blocks[j - 1] } else { *first };
         self.scan(from, |_, cum| cum.wrapping_sub(first.cum) < to_free).1.unwrap_or(self.newest_ms)
     }
 
     /// Drops entries with time <= `cutoff` (they no longer count).
     fn prune(&mut self, cutoff: i64) {
         self.head = self.first_after(cutoff);
-        while self.blocks.front().is_some_and(|b| b.offset <= self.head.offset) {
-            self.blocks.pop_front();
+        if let Some(blocks) = &mut self.blocks {
+            while blocks.front().is_some_and(|b| b.offset <= self.head.offset) {
+                blocks.pop_front();
+            }
+            if blocks.is_empty() {
+                self.blocks = None;
+            } else if blocks.capacity() > 8 && blocks.len() * 4 < blocks.capacity() {
+                blocks.shrink_to(blocks.len() * 2);
+            }
         }
         if self.head.offset == self.tail.offset && !self.is_empty() && self.newest_ms <= cutoff {
             self.newest_cost = 0;
@@ -297,14 +325,9 @@ impl SlidingLog {
         // Compact once the dead prefix is at least as large as the live part.
         let dead = (self.head.offset - self.drained) as usize;
         if dead > 0 && dead * 2 >= self.encoded.len() {
-            self.encoded.drain(..dead);
+            // Shrinks a heap buffer left mostly empty, or moves it back inline.
+            self.encoded.drain_front(dead);
             self.drained = self.head.offset;
-            if self.encoded.capacity() > 64 && self.encoded.len() * 4 < self.encoded.capacity() {
-                self.encoded.shrink_to(self.encoded.len() * 2);
-            }
-            if self.blocks.capacity() > 8 && self.blocks.len() * 4 < self.blocks.capacity() {
-                self.blocks.shrink_to(self.blocks.len() * 2);
-            }
         }
     }
 
@@ -314,7 +337,7 @@ impl SlidingLog {
             // Nothing stored: restart the buffer and the index here.
             self.drained = self.tail.offset;
             self.encoded.clear();
-            self.blocks.clear();
+            self.blocks = None;
             self.tail.before_ms = time;
             self.head = self.tail;
             (self.newest_ms, self.newest_cost) = (time, cost);
@@ -323,10 +346,12 @@ impl SlidingLog {
         } else {
             // Block 0 would only repeat `head`: a short log has no index at all.
             if self.tail.seq > 0 && self.tail.seq.is_multiple_of(BLOCK) {
-                self.blocks.push_back(self.tail);
+                self.blocks.get_or_insert_with(Box::default).push_back(self.tail);
             }
-            varint::write(&mut self.encoded, (self.newest_ms - self.tail.before_ms) as u64);
-            varint::write(&mut self.encoded, self.newest_cost);
+            for value in [(self.newest_ms - self.tail.before_ms) as u64, self.newest_cost] {
+                let (bytes, len) = varint::encode(value);
+                self.encoded.extend_from_slice(&bytes[..len]);
+            }
             self.tail = Cursor {
                 offset: self.drained + self.encoded.len() as u64,
                 before_ms: self.newest_ms,
