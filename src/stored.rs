@@ -163,8 +163,18 @@ impl StoredLimiter {
     /// The value, borrowed when boxed, rebuilt (a few words) when packed.
     #[inline]
     pub fn value(&self) -> Cow<'_, Value> {
+        match self {
+            StoredLimiter::Boxed(value) => Cow::Borrowed(value),
+            packed => Cow::Owned(packed.unpack()),
+        }
+    }
+
+    /// The value, by value: rebuilt when packed (built in place, no copy of the whole `Value`),
+    /// cloned when boxed.
+    #[inline]
+    fn unpack(&self) -> Value {
         let limiter = match *self {
-            StoredLimiter::Boxed(ref value) => return Cow::Borrowed(value),
+            StoredLimiter::Boxed(ref value) => return (**value).clone(),
             StoredLimiter::TokenBucket { capacity, refill_tokens, refill_ms, tokens, fraction, last_ms } => {
                 Limiter::TokenBucket(token_bucket::TokenBucket {
                     params: token_bucket::Params {
@@ -216,7 +226,7 @@ impl StoredLimiter {
                 )
             }
         };
-        Cow::Owned(Value::One(limiter))
+        Value::One(limiter)
     }
 
     /// Runs `change` on the value and stores the result in the form it now needs, so a key's
@@ -233,9 +243,13 @@ impl StoredLimiter {
             }
             return result;
         }
-        let mut value = self.value().into_owned();
+        let mut value = self.unpack();
         let result = change(&mut value);
-        *self = Self::pack(value);
+        let packed = match &value {
+            Value::One(limiter) => Self::try_pack(limiter),
+            Value::Rules(_) => None,
+        };
+        *self = packed.unwrap_or_else(|| StoredLimiter::Boxed(Box::new(value)));
         result
     }
 
