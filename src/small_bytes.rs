@@ -4,6 +4,8 @@
 //! to a second one (a cache miss of its own on a server with many keys), and a log rebuilt from
 //! its packed form allocates nothing.
 
+use crate::varint;
+
 #[derive(Debug, Clone)]
 pub enum SmallBytes<const N: usize> {
     Inline { len: u8, bytes: [u8; N] },
@@ -76,6 +78,20 @@ impl<const N: usize> SmallBytes<N> {
         }
     }
 
+    /// Appends `value` as a varint, in place while there is room for the longest one.
+    #[inline]
+    pub fn push_varint(&mut self, value: u64) {
+        if let SmallBytes::Inline { len, bytes } = self {
+            let start = usize::from(*len);
+            if let Some(room) = bytes.get_mut(start..start + varint::MAX_LEN) {
+                *len += varint::encode_into(room, value) as u8;
+                return;
+            }
+        }
+        let (encoded, count) = varint::encode(value);
+        self.extend_from_slice(&encoded[..count]);
+    }
+
     /// Removes the first `count` bytes (at most `len`). What is left moves back inline when it
     /// fits; a heap buffer mostly empty is shrunk.
     pub fn drain_front(&mut self, count: usize) {
@@ -119,6 +135,11 @@ mod tests {
                 1 if rng.gen_ratio(1, 20) => {
                     small.clear();
                     model.clear();
+                }
+                2 => {
+                    let value = rng.gen::<u64>() >> rng.gen_range(0..64);
+                    small.push_varint(value);
+                    crate::varint::write(&mut model, value);
                 }
                 _ => {
                     let more: Vec<u8> = (0..rng.gen_range(0..6)).map(|_| rng.gen()).collect();

@@ -6,18 +6,29 @@ pub fn write(out: &mut Vec<u8>, value: u64) {
     out.extend_from_slice(&bytes[..len]);
 }
 
-/// The varint of `value`: its bytes and how many of them are used (at most 10).
+/// The longest varint (a u64).
+pub const MAX_LEN: usize = 10;
+
+/// The varint of `value`: its bytes and how many of them are used.
 #[inline]
-pub fn encode(mut value: u64) -> ([u8; 10], usize) {
-    let mut bytes = [0u8; 10];
+pub fn encode(value: u64) -> ([u8; MAX_LEN], usize) {
+    let mut bytes = [0u8; MAX_LEN];
+    let len = encode_into(&mut bytes, value);
+    (bytes, len)
+}
+
+/// Writes the varint of `value` at the start of `out` (at least MAX_LEN long, or long enough
+/// for this value) and returns its length.
+#[inline]
+pub fn encode_into(out: &mut [u8], mut value: u64) -> usize {
     let mut len = 0;
     while value >= 0x80 {
-        bytes[len] = (value as u8) | 0x80;
+        out[len] = (value as u8) | 0x80;
         value >>= 7;
         len += 1;
     }
-    bytes[len] = value as u8;
-    (bytes, len + 1)
+    out[len] = value as u8;
+    len + 1
 }
 
 /// Reads one varint at `*pos` and advances it; None if the bytes end early or the value exceeds u64.

@@ -348,10 +348,8 @@ impl SlidingLog {
             if self.tail.seq > 0 && self.tail.seq.is_multiple_of(BLOCK) {
                 self.blocks.get_or_insert_with(Box::default).push_back(self.tail);
             }
-            for value in [(self.newest_ms - self.tail.before_ms) as u64, self.newest_cost] {
-                let (bytes, len) = varint::encode(value);
-                self.encoded.extend_from_slice(&bytes[..len]);
-            }
+            self.encoded.push_varint((self.newest_ms - self.tail.before_ms) as u64);
+            self.encoded.push_varint(self.newest_cost);
             self.tail = Cursor {
                 offset: self.drained + self.encoded.len() as u64,
                 before_ms: self.newest_ms,
