@@ -68,7 +68,9 @@ impl<const N: usize> SmallBytes<N> {
                     bytes[start..end].copy_from_slice(more);
                     *len = end as u8;
                 } else {
-                    let mut vec = Vec::with_capacity((2 * end).max(2 * N));
+                    // A power of two, then doubling, as a Vec grown from empty: the spare room
+                    // of a long log stays under half its bytes.
+                    let mut vec = Vec::with_capacity(end.next_power_of_two());
                     vec.extend_from_slice(&bytes[..start]);
                     vec.extend_from_slice(more);
                     *self = SmallBytes::Heap(vec);
