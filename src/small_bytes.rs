@@ -1,6 +1,6 @@
 //! A byte buffer that keeps up to `N` bytes inside itself and moves to the heap only past that:
-//! the encoded entries of a sliding log. A log of a few dozen entries then lives in the same
-//! allocation as its header, so a call reads one block of memory instead of following a pointer
+//! the encoded entries of a sliding log. A log of up to a couple of dozen entries then lives in the
+//! same allocation as its header, so a call reads one block of memory instead of following a pointer
 //! to a second one (a cache miss of its own on a server with many keys), and a log rebuilt from
 //! its packed form allocates nothing.
 
@@ -19,12 +19,8 @@ impl<const N: usize> Default for SmallBytes<N> {
 }
 
 impl<const N: usize> SmallBytes<N> {
-    // `len` is a u8.
-    const FITS: () = assert!(N <= u8::MAX as usize);
-
     pub const fn new() -> Self {
-        #[allow(clippy::let_unit_value)]
-        let () = Self::FITS;
+        const { assert!(N <= u8::MAX as usize, "the inline length is a u8") };
         SmallBytes::Inline { len: 0, bytes: [0; N] }
     }
 
