@@ -38,7 +38,7 @@ DEFAULT_COMMANDS = [
     "RL.FIXED fx:__rand_int__ 1000 86400000",
     "RL.SLIDING sl:__rand_int__ 1000 3600000",
 ]
-PARTS = [("Redis", r"redis"), ("kernel", r"kernel"), ("jemalloc", r"jemalloc"),
+PARTS = [("the server", r"redis|valkey"), ("kernel", r"kernel"), ("jemalloc", r"jemalloc"),
          ("libc", r"libc"), ("vdso", r"vdso")]
 
 
