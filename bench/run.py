@@ -7,7 +7,8 @@ redis-benchmark for every row in every mode, then does the same pipelined with r
 production configuration (appendonly everysec, one replica attached), and prints:
   1. a throughput table: ops/s, p99 latency, ratio to SET and to the floor of the same mode in the same
      run, the server's CPU time per operation (from /proc: schedstat, else stat) and its ratio to SET's and the
-     floor's, and the targets (RL.* >= 0.9x SET; RL.* CPU/op <= 1.15x the floor's, pipelined random keys);
+     floor's (with a 90% range from resampling the runs, where the floor is the reference), and the targets
+     (RL.* >= 0.9x SET; RL.* CPU/op <= 1.15x the floor's, pipelined random keys);
   2. a memory table from MEMORY USAGE: bytes per key, and bytes per entry of a 1,000-entry sliding log.
 
   python3 bench/run.py            full run (a few minutes on 2 cores)
