@@ -103,7 +103,9 @@ unsafe fn fail(ctx: *mut RedisModuleCtx, command: Command, message: &str) -> c_i
 
 /// The time a call is decided at, and the sliding-log cap it uses: an ordinary client's AT may be
 /// at most `max-at-ahead-ms` ahead of the clock and its CAP at most the server's own; the master
-/// link and AOF loading replay the master's decision as it was.
+/// link and AOF loading replay the master's decision as it was. A replicated write carries CAP
+/// only when it is not the default (`replicate_write`), so one without CAP from the master or the
+/// AOF was decided under the default, whatever this server's own setting.
 unsafe fn time_and_cap(ctx: *mut RedisModuleCtx, request: &Request) -> Result<(i64, u64), String> {
     let clock = clock::now_ms();
     let own_cap = config::max_sliding_entries();
@@ -121,8 +123,16 @@ unsafe fn time_and_cap(ctx: *mut RedisModuleCtx, request: &Request) -> Result<(i
             return Err(cold_error(format_args!("ERR CAP must be at most max-sliding-entries ({own_cap})")));
         }
     }
-    Ok((request.at_ms.unwrap_or(clock), request.cap.unwrap_or(own_cap)))
+    let cap = match request.cap {
+        Some(cap) => cap,
+        None if own_cap == DEFAULT_CAP || !trusted() => own_cap,
+        None => DEFAULT_CAP,
+    };
+    Ok((request.at_ms.unwrap_or(clock), cap))
 }
+
+/// The sliding-log cap a replicated write without CAP stands for.
+const DEFAULT_CAP: u64 = config::DEFAULT_MAX_SLIDING_ENTRIES as u64;
 
 /// What a call decides against, its rules resolved.
 enum Rules<'a> {
@@ -226,7 +236,8 @@ unsafe fn execute(
         Some(state) => replicate::replacement(ctx, args[1], &state, expire_at),
         None => {
             let cost = answer.granted.map_or(request.cost, |g| g.max(1));
-            replicate_write(ctx, args, command, &rules, cost, decision.at_ms, rules.has_log().then_some(cap));
+            let cap = (rules.has_log() && cap != DEFAULT_CAP).then_some(cap);
+            replicate_write(ctx, args, command, &rules, cost, decision.at_ms, cap);
         }
     }
     key.close_written(ctx, args[1], command.event());
@@ -268,7 +279,8 @@ fn cold_error(message: std::fmt::Arguments) -> String {
 }
 
 /// The write as replicas and the AOF apply it: the same command (RL.CHECK as RL.LIMIT, CL.THROTTLE
-/// as RL.GCRA) with its rules, the cost taken, the effective time and the cap it used.
+/// as RL.GCRA) with its rules, the cost taken, the effective time and the cap it used (None: the
+/// default, which a replica applies when CAP is absent; see `time_and_cap`).
 unsafe fn replicate_write(
     ctx: *mut RedisModuleCtx,
     args: &[*mut RedisModuleString],

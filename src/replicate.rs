@@ -1,5 +1,6 @@
 //! What replicas and the AOF receive for a write: the call with its effective time pinned (`AT`),
-//! its cost and whatever configuration the decision used (the sliding-log cap), so they reach
+//! its cost and whatever configuration the decision used (the sliding-log cap, when not the
+//! default that a replicated write without CAP stands for), so they reach
 //! exactly the master's state whatever their clock, their configuration and however late they
 //! apply it. Built with RM_Replicate's `v` format from strings that already exist (the caller's
 //! arguments, words created at load, cached numbers), so the common case creates no string:
@@ -116,7 +117,7 @@ impl Form {
     }
 
     /// `COST c AT t` (COST left out when 1, the default: each replicated word costs the replica and
-    /// the AOF), and `CAP n` when the decision used the sliding-log cap.
+    /// the AOF), and `CAP n` when the decision used a sliding-log cap other than the default.
     pub fn options(&mut self, cost: u64, at_ms: i64, cap: Option<u64>) {
         if cost != 1 {
             self.word(Word::Cost);

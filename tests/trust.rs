@@ -505,6 +505,34 @@ fn the_sliding_cap_set_at_run_time_survives_aof_replay() {
     assert_eq!(info_int(&mut con, "k", "entries"), 2);
 }
 
+/// Five calls under the default cap (5 entries), written while the server's setting was changed
+/// to the default at run time: the replicated form leaves CAP out (the default), and the AOF
+/// replays under the load-time cap of 2 and still rebuilds the same 5 entries.
+#[test]
+fn a_write_under_the_default_cap_replays_as_such_under_another_load_time_cap() {
+    let mut server = Server::start_with_module_args(
+        &["max-sliding-entries", "2"],
+        &["--appendonly", "yes", "--appendfsync", "always"],
+    );
+    let mut con = server.conn();
+    config_set(&mut con, "rl.max-sliding-entries", "1000000").expect("CONFIG SET");
+    let t = future();
+    for i in 0..5 {
+        assert_eq!(rl(&mut con, &format!("RL.SLIDING k 10 60000 AT {}", t + i))[..3], [1, 10, 9 - i]);
+    }
+    assert_eq!(info_int(&mut con, "k", "entries"), 5);
+    let before = (digest(&mut con), key_states(&mut con));
+    server.restart("NOSAVE");
+    let mut con = server.conn();
+    assert_eq!(config_get(&mut con, "rl.max-sliding-entries"), "2");
+    assert_eq!((digest(&mut con), key_states(&mut con)), before);
+    assert_eq!(info_int(&mut con, "k", "entries"), 5);
+    // A client's call on this server still decides under its own cap of 2: the log, already past
+    // it, does not grow (the new units join its newest entry).
+    assert_eq!(rl(&mut con, &format!("RL.SLIDING k 10 60000 AT {}", t + 10))[..3], [1, 10, 4]);
+    assert_eq!(info_int(&mut con, "k", "entries"), 5);
+}
+
 /// A replica loaded with another cap applies the master's: digest-equal, in both directions.
 #[test]
 fn a_replica_with_another_sliding_cap_ends_digest_equal() {
