@@ -220,7 +220,10 @@ unsafe fn execute(
         create(&mut key, &rules, cell_tat_ns, now, request, cap, &mut taken_over)?
     } else {
         let stored = key.stored_limiter().ok_or(WRONGTYPE)?;
-        stored.update(|value| rules.answer(value, now, request, cap))?
+        stored.update(
+            |value| rules.answer(value, now, request, cap),
+            |answer| answer.as_ref().is_ok_and(|a| a.outcome.decision.wrote),
+        )?
     };
     let decision = &answer.outcome.decision;
     if !decision.wrote {

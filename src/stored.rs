@@ -229,12 +229,17 @@ impl StoredLimiter {
         Value::One(limiter)
     }
 
-    /// Runs `change` on the value and stores the result in the form it now needs, so a key's
-    /// memory depends only on its state (a boxed bucket lowered to small numbers packs again).
+    /// Runs `change` on the value and, when `wrote` says it changed it, stores the result in the
+    /// form it now needs, so a key's memory depends only on its state (a boxed bucket lowered to
+    /// small numbers packs again). A call that changed nothing stores nothing: a rejected request
+    /// neither repacks nor writes to the key's memory (which a fork saving the RDB would copy).
     #[inline]
-    pub fn update<R>(&mut self, change: impl FnOnce(&mut Value) -> R) -> R {
+    pub fn update<R>(&mut self, change: impl FnOnce(&mut Value) -> R, wrote: impl FnOnce(&R) -> bool) -> R {
         if let StoredLimiter::Boxed(value) = self {
             let result = change(value);
+            if !wrote(&result) {
+                return result;
+            }
             if let Some(packed) = match value.as_ref() {
                 Value::One(limiter) => Self::try_pack(limiter),
                 Value::Rules(_) => None,
@@ -245,6 +250,9 @@ impl StoredLimiter {
         }
         let mut value = self.unpack();
         let result = change(&mut value);
+        if !wrote(&result) {
+            return result;
+        }
         let packed = match &value {
             Value::One(limiter) => Self::try_pack(limiter),
             Value::Rules(_) => None,
@@ -317,10 +325,13 @@ mod tests {
                 now += rng.gen_range(-1_000..100_000_000);
                 let cost = rng.gen_range(0..=3) * rng.gen_range(1..=u64::from(u32::MAX) + 9);
                 let expected = model.decide(&spec, now, cost, true, u64::MAX);
-                let decided = stored.update(|v| match v {
-                    Value::One(l) => Some(l.decide(&spec, now, cost, true, u64::MAX)),
-                    Value::Rules(_) => None,
-                });
+                let decided = stored.update(
+                    |v| match v {
+                        Value::One(l) => Some(l.decide(&spec, now, cost, true, u64::MAX)),
+                        Value::Rules(_) => None,
+                    },
+                    |d| d.is_some_and(|d| d.wrote),
+                );
                 assert_eq!(decided, Some(expected));
                 assert_eq!(*stored.value(), Value::One(model.clone()));
                 assert_eq!(is_packed(&stored), StoredLimiter::try_pack(&model).is_some());
