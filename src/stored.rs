@@ -93,11 +93,16 @@ const _: () = assert!(std::mem::size_of::<Value>() == 192);
 impl StoredLimiter {
     #[inline]
     pub fn pack(value: Value) -> Self {
-        match &value {
+        Self::try_pack_value(&value).unwrap_or_else(|| StoredLimiter::Boxed(Box::new(value)))
+    }
+
+    /// The packed form of `value`, when it has one (a single limiter whose numbers fit).
+    #[inline]
+    fn try_pack_value(value: &Value) -> Option<Self> {
+        match value {
             Value::One(limiter) => Self::try_pack(limiter),
             Value::Rules(_) => None,
         }
-        .unwrap_or_else(|| StoredLimiter::Boxed(Box::new(value)))
     }
 
     #[inline]
@@ -240,10 +245,7 @@ impl StoredLimiter {
             if !wrote(&result) {
                 return result;
             }
-            if let Some(packed) = match value.as_ref() {
-                Value::One(limiter) => Self::try_pack(limiter),
-                Value::Rules(_) => None,
-            } {
+            if let Some(packed) = Self::try_pack_value(value) {
                 *self = packed;
             }
             return result;
@@ -253,11 +255,8 @@ impl StoredLimiter {
         if !wrote(&result) {
             return result;
         }
-        let packed = match &value {
-            Value::One(limiter) => Self::try_pack(limiter),
-            Value::Rules(_) => None,
-        };
-        *self = packed.unwrap_or_else(|| StoredLimiter::Boxed(Box::new(value)));
+        // Not `pack(value)`: moving the whole Value into it costs a copy when it packs.
+        *self = Self::try_pack_value(&value).unwrap_or_else(|| StoredLimiter::Boxed(Box::new(value)));
         result
     }
 
