@@ -484,25 +484,36 @@ fn calls_that_write_nothing_signal_nothing() {
 // 3. The sliding-log cap travels with the write
 // ---------------------------------------------------------------------------------------------
 
+/// Five calls with the cap set to `run_cap` at run time on a server loaded with `module_args` and
+/// an AOF; checks the log holds `entries`, restarts (the AOF replays under the load-time cap) and
+/// checks the load-time cap is back and every key reads the same. Returns the restarted server,
+/// its connection and the calls' base time.
+fn replay_after_a_run_time_cap(module_args: &[&str], run_cap: &str, entries: i64) -> (Server, Connection, i64) {
+    let mut server = Server::start_with_module_args(module_args, &["--appendonly", "yes", "--appendfsync", "always"]);
+    let mut con = server.conn();
+    let load_cap = config_get(&mut con, "rl.max-sliding-entries");
+    config_set(&mut con, "rl.max-sliding-entries", run_cap).expect("CONFIG SET");
+    let t = future();
+    for i in 0..5 {
+        assert_eq!(rl(&mut con, &format!("RL.SLIDING k 10 60000 AT {}", t + i))[..3], [1, 10, 9 - i]);
+    }
+    assert_eq!(info_int(&mut con, "k", "entries"), entries);
+    let before = (digest(&mut con), key_states(&mut con));
+    server.restart("NOSAVE");
+    let mut con = server.conn();
+    assert_eq!(config_get(&mut con, "rl.max-sliding-entries"), load_cap);
+    assert_eq!((digest(&mut con), key_states(&mut con)), before);
+    assert_eq!(info_int(&mut con, "k", "entries"), entries);
+    (server, con, t)
+}
+
 /// Five calls under a cap of 2 set at run time: a 2-entry log. The AOF replays under the
 /// load-time cap (the default), and still rebuilds the same 2 entries: the cap is in the
 /// replicated form.
 #[test]
 fn the_sliding_cap_set_at_run_time_survives_aof_replay() {
-    let mut server = Server::start(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let mut con = server.conn();
-    config_set(&mut con, "rl.max-sliding-entries", "2").expect("CONFIG SET");
-    let t = future();
-    for i in 0..5 {
-        assert_eq!(rl(&mut con, &format!("RL.SLIDING k 10 60000 AT {}", t + i))[..3], [1, 10, 9 - i]);
-    }
-    assert_eq!(info_int(&mut con, "k", "entries"), 2);
-    let before = (digest(&mut con), key_states(&mut con));
-    server.restart("NOSAVE");
-    let mut con = server.conn();
+    let (_server, mut con, _) = replay_after_a_run_time_cap(&[], "2", 2);
     assert_eq!(config_get(&mut con, "rl.max-sliding-entries"), "1000000");
-    assert_eq!((digest(&mut con), key_states(&mut con)), before);
-    assert_eq!(info_int(&mut con, "k", "entries"), 2);
 }
 
 /// Five calls under the default cap (5 entries), written while the server's setting was changed
@@ -510,23 +521,8 @@ fn the_sliding_cap_set_at_run_time_survives_aof_replay() {
 /// replays under the load-time cap of 2 and still rebuilds the same 5 entries.
 #[test]
 fn a_write_under_the_default_cap_replays_as_such_under_another_load_time_cap() {
-    let mut server = Server::start_with_module_args(
-        &["max-sliding-entries", "2"],
-        &["--appendonly", "yes", "--appendfsync", "always"],
-    );
-    let mut con = server.conn();
-    config_set(&mut con, "rl.max-sliding-entries", "1000000").expect("CONFIG SET");
-    let t = future();
-    for i in 0..5 {
-        assert_eq!(rl(&mut con, &format!("RL.SLIDING k 10 60000 AT {}", t + i))[..3], [1, 10, 9 - i]);
-    }
-    assert_eq!(info_int(&mut con, "k", "entries"), 5);
-    let before = (digest(&mut con), key_states(&mut con));
-    server.restart("NOSAVE");
-    let mut con = server.conn();
+    let (_server, mut con, t) = replay_after_a_run_time_cap(&["max-sliding-entries", "2"], "1000000", 5);
     assert_eq!(config_get(&mut con, "rl.max-sliding-entries"), "2");
-    assert_eq!((digest(&mut con), key_states(&mut con)), before);
-    assert_eq!(info_int(&mut con, "k", "entries"), 5);
     // A client's call on this server still decides under its own cap of 2: the log, already past
     // it, does not grow (the new units join its newest entry).
     assert_eq!(rl(&mut con, &format!("RL.SLIDING k 10 60000 AT {}", t + 10))[..3], [1, 10, 4]);
