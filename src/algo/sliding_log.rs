@@ -266,6 +266,11 @@ impl SlidingLog {
     /// The first encoded entry after `cutoff` (or the end): a binary search over the blocks,
     /// then a scan of at most one block.
     fn first_after(&self, cutoff: i64) -> Cursor {
+        // Every stored time is at least the one the oldest entry is relative to: when that one
+        // still counts, so does everything, and the entries' memory is not touched.
+        if self.head.before_ms > cutoff {
+            return self.head;
+        }
         let blocks = self.blocks();
         let i = blocks.partition_point(|b| b.before_ms <= cutoff);
         let from = if i > 0 { blocks[i - 1] } else { self.head };
