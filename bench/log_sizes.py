@@ -10,6 +10,10 @@ re-creates --keys keys of each kind, their objects allocated in turn (key 0 of e
 (pipelined 16, 50 clients, random keys; --requests well under --keys, so a log gains an entry or two
 at most). A run is bracketed by two floor runs and its ratio taken against their mean. Kinds:
 
+  RL.BENCHFLOOR key PACKED / BOXED
+                  the floor's own write with its value packed (32 bytes, as the floor's) or boxed (the
+                  32 bytes point to a 192-byte value, as a long log's do): what a value outside the
+                  32-byte size class costs with nothing else changed (admitted runs only)
   RL.FIXED        one 32-byte packed value (the reference: a limiter as small as the floor's)
   RL.SLIDING <n>  a log of n entries 1 s apart in the last hour (limit 1,000,000, 1 h window):
                   up to 3 entries packed in 32 bytes, then boxed (192 bytes, entries inside it
@@ -55,26 +59,43 @@ def server_cpu(pid):
     return total / 1e9
 
 
-def limit_of(size, rejected):
-    """The limit a kind's keys are created and called with: rejected calls use up what is there."""
-    return (size or 1) if rejected else LIMIT
+class Kind:
+    """One kind of key: `size` None for RL.FIXED, a number for a sliding log of that many entries, or a
+    form word (PACKED, BOXED) for the floor's own value in that form."""
+
+    def __init__(self, name, size, rejected):
+        self.name, self.size = name, size
+        # Rejected calls use up what is there: RL.FIXED's limit 1 after one call, a log's its entries.
+        self.limit = LIMIT if not rejected else (1 if size is None else size)
+
+    def label(self):
+        if isinstance(self.size, str):
+            return "RL.BENCHFLOOR key %s" % self.size
+        if self.size is None:
+            return "RL.FIXED"
+        return "RL.SLIDING, %d entr%s" % (self.size, "y" if self.size == 1 else "ies")
+
+    def call(self, key):
+        if isinstance(self.size, str):
+            return ["RL.BENCHFLOOR", key, self.size]
+        return ["RL.FIXED" if self.size is None else "RL.SLIDING", key, self.limit, WINDOW_MS]
+
+    def create(self, key, now):
+        if isinstance(self.size, int):
+            return ["EVAL", FILL, 1, key, self.size, now - 60_000 - self.size * 1000, self.limit]
+        return self.call(key)
 
 
-def recreate(r, kinds, keys, rejected):
+def recreate(r, kinds, keys):
     """Deletes and re-creates every kind's keys, interleaved; the floor's keys are written too."""
     now = run.server_ms(r)
     for start in range(0, keys, BATCH):
         cmds = []
         for k in range(start, min(keys, start + BATCH)):
             cmds.append(["RL.BENCHFLOOR", "fl:%012d" % k])
-            for name, size in kinds:
-                key = "%s:%012d" % (name, k)
-                cmds.append(["DEL", key])
-                limit = limit_of(size, rejected)
-                if size is None:
-                    cmds.append(["RL.FIXED", key, limit, WINDOW_MS])
-                else:
-                    cmds.append(["EVAL", FILL, 1, key, size, now - 60_000 - size * 1000, limit])
+            for kind in kinds:
+                key = "%s:%012d" % (kind.name, k)
+                cmds += [["DEL", key], kind.create(key, now)]
         for reply in r.pipeline(cmds):
             if isinstance(reply, run.ReplyError):
                 sys.exit("setting up the keys failed: %s" % reply)
@@ -97,24 +118,24 @@ def main():
     ap.add_argument("--rejected", action="store_true", help="calls that are rejected (limits used up)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    kinds = [("fx", None)] + [("sl%d" % n, n) for n in sizes]
+    # The floor's own value packed and boxed (admitted calls only: the floor always admits), RL.FIXED, the logs.
+    floors = [] if args.rejected else [Kind("fp", "PACKED", False), Kind("fb", "BOXED", False)]
+    kinds = floors + [Kind("fx", None, args.rejected)] + [Kind("sl%d" % n, n, args.rejected) for n in sizes]
     two_cpus = (os.cpu_count() or 1) >= 2
     server = run.Server(os.path.abspath(args.module), pin_cpu=0 if two_cpus else None,
                         module_args=["bench-floor", "yes"])
     r = server.start()
     bench_cpu = 1 if two_cpus else None
     floor = ["RL.BENCHFLOOR", "fl:__rand_int__"]
-    ratios = {name: [] for name, _ in kinds}
+    ratios = {kind.name: [] for kind in kinds}
     try:
         for _ in range(args.repeat):
-            recreate(r, kinds, args.keys, args.rejected)
+            recreate(r, kinds, args.keys)
             before = measure(server, floor, args.requests, args.keys, bench_cpu)
-            for name, size in kinds:
-                cmd = ["RL.FIXED" if size is None else "RL.SLIDING", name + ":__rand_int__",
-                       limit_of(size, args.rejected), WINDOW_MS]
-                cost = measure(server, cmd, args.requests, args.keys, bench_cpu)
+            for kind in kinds:
+                cost = measure(server, kind.call(kind.name + ":__rand_int__"), args.requests, args.keys, bench_cpu)
                 after = measure(server, floor, args.requests, args.keys, bench_cpu)
-                ratios[name].append(cost / ((before + after) / 2))
+                ratios[kind.name].append(cost / ((before + after) / 2))
                 before = after
         used = [l for l in r.call("INFO", "memory").split() if l.startswith("used_memory_human")]
     finally:
@@ -123,11 +144,10 @@ def main():
           "median of %d runs [90%% range]; %s" % ("rejected" if args.rejected else "admitted", args.keys,
                                                    args.requests, args.repeat, used[0]))
     rows = []
-    for name, size in kinds:
-        low_high = run.median_range(ratios[name])
+    for kind in kinds:
+        low_high = run.median_range(ratios[kind.name])
         span = "[%.2f-%.2f]" % low_high if low_high else ""
-        what = "RL.FIXED" if size is None else "RL.SLIDING, %d entr%s" % (size, "y" if size == 1 else "ies")
-        rows.append((what, "%.2fx" % run.median_of(ratios[name]), span))
+        rows.append((kind.label(), "%.2fx" % run.median_of(ratios[kind.name]), span))
     print(run.fmt_table(["calls", "CPU x floor", "90% range"], rows, "lrl"))
 
 

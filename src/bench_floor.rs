@@ -13,6 +13,11 @@
 //!
 //! No argument parsing, no algorithm, no stats, no keyspace event: whatever RL.* costs above this
 //! is the module's own share.
+//!
+//! `RL.BENCHFLOOR key BOXED` creates the key's value in the boxed form instead (the 32 bytes point
+//! to a 192-byte `Value`, as a sliding log past 3 entries or an RL.LIMIT key is held), and updates it
+//! in place; `PACKED` is the default spelled out, the same argument count. Together they measure
+//! what a value outside the 32-byte size class costs with nothing else changed (bench/log_sizes.py).
 
 use std::ffi::{c_int, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -21,8 +26,10 @@ use redis_module::raw::{self, RedisModuleCtx, RedisModuleKey, RedisModuleString}
 
 use crate::clock;
 use crate::datatype::LIMITER_TYPE;
+use crate::ffi::string_bytes;
+use crate::limiter::Limiter;
 use crate::replicate::Form;
-use crate::stored::StoredLimiter;
+use crate::stored::{StoredLimiter, Value};
 
 const OK: c_int = raw::REDISMODULE_OK as c_int;
 const TTL_MS: i64 = 60_000;
@@ -52,6 +59,15 @@ fn window_start(now: i64) -> i64 {
     now - now.rem_euclid(i64::from(WINDOW_MS))
 }
 
+/// The count after this call: one more than the floor's window the key holds (count, start) when
+/// that is the current one, else 1.
+fn next_count(old: Option<(u32, i64)>, now: i64) -> u32 {
+    match old {
+        Some((count, start)) if start == window_start(now) => count.saturating_add(1),
+        _ => 1,
+    }
+}
+
 fn window(count: u32, now: i64) -> StoredLimiter {
     StoredLimiter::FixedWindow {
         limit: LIMIT,
@@ -67,9 +83,16 @@ pub unsafe extern "C" fn bench_floor(
     argv: *mut *mut RedisModuleString,
     argc: c_int,
 ) -> c_int {
-    if argv.is_null() || argc != 2 {
+    if argv.is_null() || !(2..=3).contains(&argc) {
         return error(ctx, c"ERR wrong number of arguments for 'RL.BENCHFLOOR' command");
     }
+    let form = (argc == 3).then(|| string_bytes(*argv.add(2)));
+    let boxed = match form {
+        None => false,
+        Some(word) if word.eq_ignore_ascii_case(b"PACKED") => false,
+        Some(word) if word.eq_ignore_ascii_case(b"BOXED") => true,
+        Some(_) => return error(ctx, c"ERR the value's form is PACKED or BOXED"),
+    };
     let (
         Some(open),
         Some(close),
@@ -101,7 +124,9 @@ pub unsafe extern "C" fn bench_floor(
     let limiter_type = *LIMITER_TYPE.raw_type.borrow();
     let mut count = 1;
     if key_type(key) == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
-        let value = Box::into_raw(Box::new(window(count, now)));
+        let packed = window(count, now);
+        let stored = if boxed { StoredLimiter::Boxed(Box::new(packed.value().into_owned())) } else { packed };
+        let value = Box::into_raw(Box::new(stored));
         if set_value(key, limiter_type, value.cast()) != OK {
             drop(Box::from_raw(value));
         }
@@ -111,12 +136,29 @@ pub unsafe extern "C" fn bench_floor(
             close(key);
             return error(ctx, c"WRONGTYPE Operation against a key holding the wrong kind of value");
         };
-        if let StoredLimiter::FixedWindow { count: old, window_start_ms, window_ms: WINDOW_MS, .. } = *stored {
-            if window_start_ms == window_start(now) {
-                count = old.saturating_add(1);
+        match stored {
+            // A boxed value is rewritten in place (no allocation), whatever this call's form word.
+            StoredLimiter::Boxed(value) => {
+                let old = match &**value {
+                    Value::One(Limiter::FixedWindow(w)) if w.params.window_ms == u64::from(WINDOW_MS) => {
+                        u32::try_from(w.count).ok().map(|count| (count, w.window_start_ms))
+                    }
+                    _ => None,
+                };
+                count = next_count(old, now);
+                **value = window(count, now).value().into_owned();
+            }
+            packed => {
+                let old = match *packed {
+                    StoredLimiter::FixedWindow { count, window_start_ms, window_ms: WINDOW_MS, .. } => {
+                        Some((count, window_start_ms))
+                    }
+                    _ => None,
+                };
+                count = next_count(old, now);
+                *packed = window(count, now);
             }
         }
-        *stored = window(count, now);
     }
     set_expire(key, now + TTL_MS);
     close(key);

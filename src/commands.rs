@@ -234,11 +234,15 @@ const BENCH_FLOOR: CommandDoc = CommandDoc {
     name: c"RL.BENCHFLOOR",
     handler: crate::bench_floor::bench_floor,
     flags: LIMITER_FLAGS,
-    arity: 2,
+    arity: -2,
     key_flags: WRITE_KEY,
     summary: c"Benchmarks only: the least a limiter write does through the module API (the floor of bench/run.py)",
     complexity: c"O(1)",
-    args: &[KEY],
+    args: &[
+        KEY,
+        ArgDoc(c"packed", Kind::Flag, Some(c"PACKED"), true),
+        ArgDoc(c"boxed", Kind::Flag, Some(c"BOXED"), true),
+    ],
 };
 
 /// Creates every command; Err names the one that failed.

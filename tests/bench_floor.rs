@@ -46,7 +46,36 @@ fn writes_a_limiter_with_a_60_s_expiry() {
         rl_err(&mut con, "RL.BENCHFLOOR s"),
         "WRONGTYPE Operation against a key holding the wrong kind of value"
     );
-    assert!(rl_err(&mut con, "RL.BENCHFLOOR k extra").starts_with("ERR wrong number of arguments"));
+    assert_eq!(rl_err(&mut con, "RL.BENCHFLOOR k extra"), "ERR the value's form is PACKED or BOXED");
+    assert!(rl_err(&mut con, "RL.BENCHFLOOR k boxed extra").starts_with("ERR wrong number of arguments"));
+}
+
+/// BOXED creates the same limiter behind a pointer (as a long sliding log is held): the same replies
+/// and count, only more memory; PACKED is the default spelled out. A call's form word only matters
+/// when it creates the key.
+#[test]
+fn boxed_holds_the_same_window_behind_a_pointer() {
+    let server = Server::start_with_module_args(&["bench-floor", "yes"], &[]);
+    let mut con = server.conn();
+    let limit = i64::from(u32::MAX);
+    let usage = |con: &mut Connection, key: &str| -> i64 {
+        redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query(con).expect("MEMORY")
+    };
+    for (key, first, then) in [("p", "PACKED", "boxed"), ("b", "BOXED", "packed"), ("d", "", "BOXED")] {
+        assert_eq!(rl(&mut con, &format!("RL.BENCHFLOOR {key} {first}")), [1, limit, limit - 1, -1, 60_000]);
+        let second = rl(&mut con, &format!("RL.BENCHFLOOR {key} {then}"));
+        assert!(second == [1, limit, limit - 2, -1, 60_000] || second == [1, limit, limit - 1, -1, 60_000]);
+        assert_eq!(
+            info_fields(&mut con, key)[..6],
+            ["algorithm", "fixed", "limit", "4294967295", "window_ms", "60000"]
+        );
+    }
+    assert_eq!(usage(&mut con, "p"), usage(&mut con, "d"));
+    assert!(usage(&mut con, "b") >= usage(&mut con, "p") + 192, "{} {}", usage(&mut con, "b"), usage(&mut con, "p"));
+    // A boxed key holding another limiter is replaced by the floor's window, as a packed one is.
+    rl(&mut con, "RL.FIXED big 1099511627776 1000");
+    assert_eq!(rl(&mut con, "RL.BENCHFLOOR big"), [1, limit, limit - 1, -1, 60_000]);
+    assert_eq!(info_fields(&mut con, "big")[..6], ["algorithm", "fixed", "limit", "4294967295", "window_ms", "60000"]);
 }
 
 #[test]
@@ -55,12 +84,12 @@ fn a_replica_applies_the_replicated_fixed_window() {
     let replica = start_replica(&master, &[], &[]);
     let mut rc = replica.conn();
     let mut mc = master.conn();
-    for key in ["a", "b", "a", "c", "a"] {
+    for key in ["a", "b", "a", "c", "a", "x BOXED", "x", "x BOXED"] {
         rl(&mut mc, &format!("RL.BENCHFLOOR {key}"));
     }
     let acked: i64 = redis::cmd("WAIT").arg(1).arg(20_000).query(&mut mc).expect("WAIT");
     assert_eq!(acked, 1);
-    for key in ["a", "b", "c"] {
+    for key in ["a", "b", "c", "x"] {
         // The same value (algorithm, parameters, count, last write); only the TTL differs: RL.FIXED
         // sets the window's end.
         assert_eq!(digest_value(&mut rc, key.as_bytes()), digest_value(&mut mc, key.as_bytes()), "{key}");
