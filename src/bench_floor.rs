@@ -15,9 +15,10 @@
 //! is the module's own share.
 //!
 //! `RL.BENCHFLOOR key BOXED` creates the key's value in the boxed form instead (the 32 bytes point
-//! to a 192-byte `Value`, as a sliding log past 3 entries or an RL.LIMIT key is held), and updates it
-//! in place; `PACKED` is the default spelled out, the same argument count. Together they measure
-//! what a value outside the 32-byte size class costs with nothing else changed (bench/log_sizes.py).
+//! to a 192-byte `Value`, as a sliding log past 3 entries or an RL.LIMIT key is held), and updates
+//! its fields in place; `PACKED` is the default spelled out, the same argument count. Together they
+//! measure what a value outside the 32-byte size class costs with nothing else changed
+//! (bench/log_sizes.py).
 
 use std::ffi::{c_int, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -137,17 +138,15 @@ pub unsafe extern "C" fn bench_floor(
             return error(ctx, c"WRONGTYPE Operation against a key holding the wrong kind of value");
         };
         match stored {
-            // A boxed value is rewritten in place (no allocation), whatever this call's form word.
-            StoredLimiter::Boxed(value) => {
-                let old = match &**value {
-                    Value::One(Limiter::FixedWindow(w)) if w.params.window_ms == u64::from(WINDOW_MS) => {
-                        u32::try_from(w.count).ok().map(|count| (count, w.window_start_ms))
-                    }
-                    _ => None,
-                };
-                count = next_count(old, now);
-                **value = window(count, now).value().into_owned();
-            }
+            // Whatever this call's form word: a boxed window of the floor's is updated field by field, as an algorithm updates a
+            // boxed value; anything else boxed is replaced by the floor's window (no allocation).
+            StoredLimiter::Boxed(value) => match &mut **value {
+                Value::One(Limiter::FixedWindow(w)) if w.params.window_ms == u64::from(WINDOW_MS) => {
+                    count = next_count(u32::try_from(w.count).ok().map(|count| (count, w.window_start_ms)), now);
+                    (w.count, w.window_start_ms, w.last_ms) = (count.into(), window_start(now), now);
+                }
+                other => *other = window(count, now).value().into_owned(),
+            },
             packed => {
                 let old = match *packed {
                     StoredLimiter::FixedWindow { count, window_start_ms, window_ms: WINDOW_MS, .. } => {
