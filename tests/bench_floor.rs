@@ -13,6 +13,24 @@ fn info_fields(con: &mut Connection, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// RL.INFO's first fields for the floor's window.
+const FLOOR_FIELDS: [&str; 6] = ["algorithm", "fixed", "limit", "4294967295", "window_ms", "60000"];
+
+fn memory_usage(con: &mut Connection, key: &str) -> i64 {
+    redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query(con).expect("MEMORY")
+}
+
+/// Two floor calls on `key`, each with its form word (or none): the first creates the floor's window,
+/// the second counts on in it; RL.INFO shows that window.
+fn call_twice(con: &mut Connection, key: &str, first: &str, then: &str) {
+    let limit = i64::from(u32::MAX);
+    assert_eq!(rl(con, &format!("RL.BENCHFLOOR {key} {first}")), [1, limit, limit - 1, -1, 60_000]);
+    let second = rl(con, &format!("RL.BENCHFLOOR {key} {then}"));
+    // The count goes on within the minute's window and starts again in the next one.
+    assert!(second == [1, limit, limit - 2, -1, 60_000] || second == [1, limit, limit - 1, -1, 60_000]);
+    assert_eq!(info_fields(con, key)[..6], FLOOR_FIELDS);
+}
+
 #[test]
 fn not_registered_without_the_module_option() {
     let server = Server::start(&[]);
@@ -24,23 +42,17 @@ fn not_registered_without_the_module_option() {
 fn writes_a_limiter_with_a_60_s_expiry() {
     let server = Server::start_with_module_args(&["bench-floor", "yes"], &[]);
     let mut con = server.conn();
-    let limit = i64::from(u32::MAX);
-    assert_eq!(rl(&mut con, "RL.BENCHFLOOR k"), [1, limit, limit - 1, -1, 60_000]);
-    let second = rl(&mut con, "RL.BENCHFLOOR k");
-    // The count goes on within the minute's window and starts again in the next one.
-    assert!(second == [1, limit, limit - 2, -1, 60_000] || second == [1, limit, limit - 1, -1, 60_000]);
+    call_twice(&mut con, "k", "", "");
     let kind: String = redis::cmd("TYPE").arg("k").query(&mut con).expect("TYPE");
     assert_eq!(kind, "rlLimiter");
     let ttl: i64 = redis::cmd("PTTL").arg("k").query(&mut con).expect("PTTL");
     assert!((55_000..=60_000).contains(&ttl), "{ttl}");
-    let fields = info_fields(&mut con, "k");
-    assert_eq!(fields[..6], ["algorithm", "fixed", "limit", "4294967295", "window_ms", "60000"]);
-    let bytes: i64 = redis::cmd("MEMORY").arg("USAGE").arg("k").arg("SAMPLES").arg(0).query(&mut con).expect("MEMORY");
-    let fixed: i64 = {
-        rl(&mut con, "RL.FIXED f 100 60000");
-        redis::cmd("MEMORY").arg("USAGE").arg("f").arg("SAMPLES").arg(0).query(&mut con).expect("MEMORY")
-    };
-    assert_eq!(bytes, fixed, "the floor's value is the size of a packed limiter");
+    rl(&mut con, "RL.FIXED f 100 60000");
+    assert_eq!(
+        memory_usage(&mut con, "k"),
+        memory_usage(&mut con, "f"),
+        "the floor's value is the size of a packed limiter"
+    );
     let _: () = redis::cmd("SET").arg("s").arg("x").query(&mut con).expect("SET");
     assert_eq!(
         rl_err(&mut con, "RL.BENCHFLOOR s"),
@@ -57,25 +69,17 @@ fn writes_a_limiter_with_a_60_s_expiry() {
 fn boxed_holds_the_same_window_behind_a_pointer() {
     let server = Server::start_with_module_args(&["bench-floor", "yes"], &[]);
     let mut con = server.conn();
-    let limit = i64::from(u32::MAX);
-    let usage = |con: &mut Connection, key: &str| -> i64 {
-        redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query(con).expect("MEMORY")
-    };
     for (key, first, then) in [("p", "PACKED", "boxed"), ("b", "BOXED", "packed"), ("d", "", "BOXED")] {
-        assert_eq!(rl(&mut con, &format!("RL.BENCHFLOOR {key} {first}")), [1, limit, limit - 1, -1, 60_000]);
-        let second = rl(&mut con, &format!("RL.BENCHFLOOR {key} {then}"));
-        assert!(second == [1, limit, limit - 2, -1, 60_000] || second == [1, limit, limit - 1, -1, 60_000]);
-        assert_eq!(
-            info_fields(&mut con, key)[..6],
-            ["algorithm", "fixed", "limit", "4294967295", "window_ms", "60000"]
-        );
+        call_twice(&mut con, key, first, then);
     }
-    assert_eq!(usage(&mut con, "p"), usage(&mut con, "d"));
-    assert!(usage(&mut con, "b") >= usage(&mut con, "p") + 192, "{} {}", usage(&mut con, "b"), usage(&mut con, "p"));
+    assert_eq!(memory_usage(&mut con, "p"), memory_usage(&mut con, "d"));
+    let (boxed, packed) = (memory_usage(&mut con, "b"), memory_usage(&mut con, "p"));
+    assert!(boxed >= packed + 192, "{boxed} {packed}");
     // A boxed key holding another limiter is replaced by the floor's window, as a packed one is.
     rl(&mut con, "RL.FIXED big 1099511627776 1000");
+    let limit = i64::from(u32::MAX);
     assert_eq!(rl(&mut con, "RL.BENCHFLOOR big"), [1, limit, limit - 1, -1, 60_000]);
-    assert_eq!(info_fields(&mut con, "big")[..6], ["algorithm", "fixed", "limit", "4294967295", "window_ms", "60000"]);
+    assert_eq!(info_fields(&mut con, "big")[..6], FLOOR_FIELDS);
 }
 
 #[test]
