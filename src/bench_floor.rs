@@ -138,8 +138,9 @@ pub unsafe extern "C" fn bench_floor(
             return error(ctx, c"WRONGTYPE Operation against a key holding the wrong kind of value");
         };
         match stored {
-            // Whatever this call's form word: a boxed window of the floor's is updated field by field, as an algorithm updates a
-            // boxed value; anything else boxed is replaced by the floor's window (no allocation).
+            // Whatever this call's form word: a boxed window of the floor's is updated field by
+            // field, as an algorithm updates a boxed value; anything else boxed is replaced by the
+            // floor's window (no allocation).
             StoredLimiter::Boxed(value) => match &mut **value {
                 Value::One(Limiter::FixedWindow(w)) if w.params.window_ms == u64::from(WINDOW_MS) => {
                     count = next_count(u32::try_from(w.count).ok().map(|count| (count, w.window_start_ms)), now);
