@@ -31,7 +31,6 @@ admitted call on a boxed 10-entry log; what this measures on top is the memory t
 
 import argparse
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,18 +44,6 @@ LIMIT = 1_000_000
 FILL = ("for i = 1, tonumber(ARGV[1]) do redis.call('RL.SLIDING', KEYS[1], ARGV[3], %d, 'AT', "
         "tonumber(ARGV[2]) + i * 1000) end return 1" % WINDOW_MS)
 BATCH = 2000
-
-
-def server_cpu(pid):
-    """CPU seconds of the server's threads (schedstat: ns, finer than stat's ticks)."""
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                total += int(f.read().split()[0])
-        except OSError:
-            pass
-    return total / 1e9
 
 
 class Kind:
@@ -103,9 +90,9 @@ def recreate(r, kinds, keys):
 
 def measure(server, command, requests, keys, pin):
     """Server CPU per call (microseconds) over one redis-benchmark run."""
-    before = server_cpu(server.proc.pid)
+    before = run.proc_cpu(server.proc.pid)
     run.run_benchmark(server.port, command, 50, requests, 16, keys, pin)
-    return (server_cpu(server.proc.pid) - before) / requests * 1e6
+    return (run.proc_cpu(server.proc.pid) - before) / requests * 1e6
 
 
 def main():
